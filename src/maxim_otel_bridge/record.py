@@ -1,0 +1,208 @@
+"""The normalized span record: the one shape every input path produces and the mapping consumes.
+
+The SDK path (`ReadableSpan`) and the sidecar path (OTLP protobuf and OTLP/JSON) both turn spans into
+`SpanRecord`s, so there is exactly one mapping implementation. Records are plain, immutable and
+JSON-serializable (`to_json_obj` / `from_json_obj`), which is also how the sidecar's spool stores them.
+
+Attribute values are normalized to JSON types: str, bool, int, float, lists of those, and dicts for
+OTLP key-value lists. Bytes become base64 text (JSON cannot carry them and Maxim takes strings).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+
+__all__ = [
+    "EventRecord",
+    "LinkRecord",
+    "SpanRecord",
+    "SpanKind",
+    "StatusCode",
+    "normalize_value",
+    "normalize_attributes",
+    "from_readable_span",
+]
+
+
+class SpanKind:
+    """OTLP's span kind numbers (the SDK's enum is one lower: its INTERNAL is 0)."""
+
+    UNSPECIFIED = 0
+    INTERNAL = 1
+    SERVER = 2
+    CLIENT = 3
+    PRODUCER = 4
+    CONSUMER = 5
+
+
+class StatusCode:
+    """OTLP's status codes (identical to the SDK's)."""
+
+    UNSET = 0
+    OK = 1
+    ERROR = 2
+
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """A span event, or an OTel log record joined to a span (same shape: a name, a time, attributes)."""
+
+    name: str
+    time_ns: int
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {"name": self.name, "time_ns": self.time_ns, "attributes": dict(self.attributes)}
+
+    @classmethod
+    def from_json_obj(cls, obj: Mapping[str, Any]) -> EventRecord:
+        return cls(name=obj["name"], time_ns=obj["time_ns"], attributes=obj.get("attributes") or {})
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRecord:
+    trace_id: str
+    span_id: str
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {"trace_id": self.trace_id, "span_id": self.span_id, "attributes": dict(self.attributes)}
+
+    @classmethod
+    def from_json_obj(cls, obj: Mapping[str, Any]) -> LinkRecord:
+        return cls(trace_id=obj["trace_id"], span_id=obj["span_id"], attributes=obj.get("attributes") or {})
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    """One finished span. Ids are lowercase hex: trace 32 chars, span 16 chars; no parent is None."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    start_ns: int
+    end_ns: int
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    events: tuple[EventRecord, ...] = ()
+    links: tuple[LinkRecord, ...] = ()
+    kind: int = SpanKind.INTERNAL
+    status_code: int = StatusCode.UNSET
+    status_message: str = ""
+    resource: Mapping[str, Any] = field(default_factory=dict)
+    scope_name: str = ""
+    scope_version: str = ""
+
+    @property
+    def is_root(self) -> bool:
+        return self.parent_span_id is None
+
+    def to_json_obj(self) -> dict[str, Any]:
+        return {
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_span_id": self.parent_span_id,
+            "name": self.name,
+            "start_ns": self.start_ns,
+            "end_ns": self.end_ns,
+            "attributes": dict(self.attributes),
+            "events": [e.to_json_obj() for e in self.events],
+            "links": [link.to_json_obj() for link in self.links],
+            "kind": self.kind,
+            "status_code": self.status_code,
+            "status_message": self.status_message,
+            "resource": dict(self.resource),
+            "scope_name": self.scope_name,
+            "scope_version": self.scope_version,
+        }
+
+    @classmethod
+    def from_json_obj(cls, obj: Mapping[str, Any]) -> SpanRecord:
+        return cls(
+            trace_id=obj["trace_id"],
+            span_id=obj["span_id"],
+            parent_span_id=obj.get("parent_span_id"),
+            name=obj.get("name", ""),
+            start_ns=obj.get("start_ns", 0),
+            end_ns=obj.get("end_ns", 0),
+            attributes=obj.get("attributes") or {},
+            events=tuple(EventRecord.from_json_obj(e) for e in obj.get("events") or ()),
+            links=tuple(LinkRecord.from_json_obj(link) for link in obj.get("links") or ()),
+            kind=obj.get("kind", SpanKind.INTERNAL),
+            status_code=obj.get("status_code", StatusCode.UNSET),
+            status_message=obj.get("status_message", ""),
+            resource=obj.get("resource") or {},
+            scope_name=obj.get("scope_name", ""),
+            scope_version=obj.get("scope_version", ""),
+        )
+
+
+def normalize_value(value: Any) -> Any:
+    """Turn any OTel attribute value into a JSON type (tuples to lists, bytes to base64 text)."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Mapping):
+        return {str(k): normalize_value(v) for k, v in value.items()}
+    if isinstance(value, Sequence):
+        return [normalize_value(v) for v in value]
+    return str(value)
+
+
+def normalize_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not attributes:
+        return {}
+    return {key: normalize_value(value) for key, value in attributes.items()}
+
+
+def _span_id_hex(span_id: int) -> str:
+    return format(span_id, "016x")
+
+
+def _trace_id_hex(trace_id: int) -> str:
+    return format(trace_id, "032x")
+
+
+def from_readable_span(span: ReadableSpan) -> SpanRecord:
+    """Build a record from an SDK span (the in-process exporter's input)."""
+    context = span.context
+    parent = span.parent
+    scope = span.instrumentation_scope
+    status = span.status
+    return SpanRecord(
+        trace_id=_trace_id_hex(context.trace_id),
+        span_id=_span_id_hex(context.span_id),
+        parent_span_id=_span_id_hex(parent.span_id) if parent is not None and parent.span_id else None,
+        name=span.name,
+        start_ns=span.start_time or 0,
+        end_ns=span.end_time or span.start_time or 0,
+        attributes=normalize_attributes(span.attributes),
+        events=tuple(
+            EventRecord(name=e.name, time_ns=e.timestamp or 0, attributes=normalize_attributes(e.attributes))
+            for e in span.events
+        ),
+        links=tuple(
+            LinkRecord(
+                trace_id=_trace_id_hex(link.context.trace_id),
+                span_id=_span_id_hex(link.context.span_id),
+                attributes=normalize_attributes(link.attributes),
+            )
+            for link in span.links
+        ),
+        kind=span.kind.value + 1,
+        status_code=status.status_code.value,
+        status_message=status.description or "",
+        resource=normalize_attributes(span.resource.attributes) if span.resource is not None else _EMPTY,
+        scope_name=scope.name if scope is not None else "",
+        scope_version=(scope.version or "") if scope is not None else "",
+    )

@@ -1,0 +1,89 @@
+"""The values a convention reader can contribute for each target field, and the reader shape itself.
+
+A convention (OTel GenAI, its deprecated events, OpenInference, Traceloop, Vercel AI SDK, ...) is a
+`Convention`: a name plus one optional function per target field. Each function looks at a span and
+returns its candidate value, or None when the span does not carry that field in this convention.
+Which convention wins for a field is declared once, in `precedence.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from maxim_otel_bridge.record import SpanRecord
+
+__all__ = ["Choice", "Usage", "ToolInfo", "RetrievalInfo", "Convention", "Reader"]
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One output choice of a model call, before it is shaped into Maxim's completion result."""
+
+    index: int
+    content: str | None
+    tool_calls: tuple[Mapping[str, Any], ...] = ()
+    finish_reason: str | None = None
+    reasoning: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts; any field may be unknown. `details` holds cache/reasoning counts by name."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    total_tokens: int | None = None
+    details: Mapping[str, float] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return self.input_tokens is None and self.output_tokens is None and self.total_tokens is None and not self.details
+
+
+@dataclass(frozen=True, slots=True)
+class ToolInfo:
+    """What a tool-call span says about the tool and the call (any field may be unknown)."""
+
+    name: str | None = None
+    call_id: str | None = None
+    description: str | None = None
+    arguments: str | None = None
+    result: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalInfo:
+    """A retrieval's query and the documents it returned (each document as text)."""
+
+    query: str | None = None
+    documents: tuple[str, ...] | None = None
+
+
+Reader = Callable[[SpanRecord], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Convention:
+    """One instrumentation convention: a reader per target field it can supply (None: it cannot)."""
+
+    name: str
+    model: Callable[[SpanRecord], str | None] | None = None
+    provider: Callable[[SpanRecord], str | None] | None = None
+    input_messages: Callable[[SpanRecord], list[dict] | None] | None = None
+    output_choices: Callable[[SpanRecord], list[Choice] | None] | None = None
+    finish_reasons: Callable[[SpanRecord], list[str] | None] | None = None
+    response_id: Callable[[SpanRecord], str | None] | None = None
+    params: Callable[[SpanRecord], dict[str, Any] | None] | None = None
+    usage: Callable[[SpanRecord], Usage | None] | None = None
+    tool: Callable[[SpanRecord], ToolInfo | None] | None = None
+    retrieval: Callable[[SpanRecord], RetrievalInfo | None] | None = None
+    session_id: Callable[[SpanRecord], str | None] | None = None
+    user_id: Callable[[SpanRecord], str | None] | None = None
+    input_text: Callable[[SpanRecord], str | None] | None = None
+    output_text: Callable[[SpanRecord], str | None] | None = None
+    consumes: Callable[[str, str], bool] | None = None
+    """`consumes(entity_type, key)`: the entity already carries this attribute's content, so it is left
+    out of the entity's metadata instead of being sent twice."""
+    consumed_events: frozenset[str] = frozenset()
+    """Span event names whose content becomes messages on a generation (not repeated as event entities)."""

@@ -1,0 +1,124 @@
+"""Strict coercion of attribute values that may be junk.
+
+Instrumentations put numbers in strings, lists in JSON strings and booleans where integers belong.
+Each helper returns the wanted type or None; none of them raises. `coerce_int` refuses bools because
+`bool` is a subclass of `int` and `True` tokens would otherwise count as 1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "coerce_int",
+    "coerce_float",
+    "coerce_str",
+    "coerce_str_list",
+    "coerce_mapping",
+    "coerce_list",
+    "parse_json",
+    "JsonParse",
+]
+
+
+def coerce_int(value: Any) -> int | None:
+    """An integer from an int, an integral float or a decimal string; None otherwise (and for bools)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer():
+            return int(value)
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            parsed = coerce_float(text)
+            return coerce_int(parsed) if parsed is not None else None
+    return None
+
+
+def coerce_float(value: Any) -> float | None:
+    """A finite float from a number or a numeric string; None otherwise (and for bools, NaN, inf)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        result = float(value) if isinstance(value, float) else value
+        if isinstance(result, float) and not math.isfinite(result):
+            return None
+        return result  # type: ignore[return-value]
+    if isinstance(value, str):
+        try:
+            parsed = float(value.strip())
+        except ValueError:
+            return None
+        return parsed if math.isfinite(parsed) else None
+    return None
+
+
+def coerce_str(value: Any) -> str | None:
+    """A non-empty string; numbers are rendered, containers and empty strings give None."""
+    if isinstance(value, str):
+        return value if value != "" else None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return None
+
+
+def coerce_str_list(value: Any) -> list[str] | None:
+    """A list of strings from a list (items rendered) or a single string (one item)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        items = [coerce_str(item) for item in value]
+        return [item for item in items if item is not None]
+    return None
+
+
+def coerce_mapping(value: Any) -> Mapping[str, Any] | None:
+    """A mapping as is, or the object a JSON string holds; None otherwise."""
+    if isinstance(value, Mapping):
+        return value
+    if isinstance(value, str):
+        parsed = parse_json(value)
+        if parsed.ok and isinstance(parsed.value, Mapping):
+            return parsed.value
+    return None
+
+
+def coerce_list(value: Any) -> list[Any] | None:
+    """A list as is (tuples too), or the array a JSON string holds; None otherwise."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str):
+        parsed = parse_json(value)
+        if parsed.ok and isinstance(parsed.value, list):
+            return parsed.value
+    return None
+
+
+class JsonParse:
+    """The outcome of parsing a JSON text: `ok` and `value`, or not ok with the raw text kept."""
+
+    __slots__ = ("ok", "value", "raw")
+
+    def __init__(self, ok: bool, value: Any, raw: str) -> None:
+        self.ok = ok
+        self.value = value
+        self.raw = raw
+
+
+def parse_json(text: str) -> JsonParse:
+    """Parse JSON without raising: malformed (often truncated) text comes back as not ok, raw kept."""
+    try:
+        return JsonParse(True, json.loads(text), text)
+    except (ValueError, RecursionError):
+        return JsonParse(False, None, text)

@@ -1,0 +1,54 @@
+"""Stable derived ids and timestamps in the forms Maxim reads.
+
+Ids are derived from OTel ids only (never random, never from a clock), so re-sending a trace yields
+the same entities and Maxim merges them instead of duplicating. Derived ids match Maxim's
+`^[a-zA-Z0-9_-]+$`, or the SDK-side ingestion drops the log.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+__all__ = ["is_valid_id", "error_id", "event_id", "tool_call_id", "iso_timestamp", "unix_seconds"]
+
+_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]+$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def is_valid_id(value: str) -> bool:
+    return bool(_ID_PATTERN.match(value))
+
+
+def error_id(span_id: str) -> str:
+    """The id of the error recorded on span `span_id` (a span has at most one)."""
+    return f"{span_id}-error"
+
+
+def event_id(span_id: str, index: int) -> str:
+    """The id of the `index`-th event of span `span_id` (its position in the span's event list)."""
+    return f"{span_id}-event-{index}"
+
+
+def tool_call_id(span_id: str, message_index: int, call_index: int) -> str:
+    """An id for a tool call that arrived without one (Maxim requires it to pair calls and results)."""
+    return f"call-{span_id}-{message_index}-{call_index}"
+
+
+def iso_timestamp(time_ns: int) -> str | None:
+    """ISO 8601 UTC with milliseconds and `Z` (JavaScript's `toISOString`); None for 0 or out of range."""
+    if not isinstance(time_ns, int) or isinstance(time_ns, bool) or time_ns <= 0:
+        return None
+    seconds, rest_ns = divmod(time_ns, 1_000_000_000)
+    try:
+        moment = _EPOCH + timedelta(seconds=seconds, milliseconds=rest_ns // 1_000_000)
+    except OverflowError:
+        return None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def unix_seconds(time_ns: int) -> int:
+    """Whole unix seconds (a completion result's `created`); 0 when the time is unknown."""
+    if not isinstance(time_ns, int) or isinstance(time_ns, bool) or time_ns <= 0:
+        return 0
+    return time_ns // 1_000_000_000

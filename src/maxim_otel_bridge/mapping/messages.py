@@ -1,0 +1,351 @@
+"""Chat messages and output choices in Maxim's (OpenAI-shaped) form, from the shapes instrumentations emit.
+
+Two source shapes exist: OTel GenAI's `{role, parts: [...]}` messages (current) and OpenAI-style
+`{role, content, tool_calls, tool_call_id}` messages (deprecated GenAI events, `gen_ai.prompt`).
+Nothing here raises: unexpected shapes become text, malformed JSON keeps its raw text as a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from maxim_otel_bridge.mapping.candidates import Choice
+from maxim_otel_bridge.mapping.coerce import coerce_int, coerce_str, parse_json
+from maxim_otel_bridge.mapping.ids import tool_call_id
+from maxim_otel_bridge.mapping.values import to_json_text, to_text
+
+__all__ = [
+    "normalize_role",
+    "normalize_finish_reason",
+    "make_tool_call",
+    "genai_messages",
+    "genai_system_instructions",
+    "genai_choices",
+    "openai_message",
+    "openai_messages",
+    "openai_choice",
+    "text_of_messages",
+]
+
+_ROLE_ALIASES = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "ai": "assistant",
+    "tool": "tool",
+    "function": "tool",
+    "ipython": "tool",
+    "model": "model",
+    "chatbot": "chatbot",
+}
+
+# GenAI finish reasons are singular (`tool_call`); Maxim's result is OpenAI-shaped (`tool_calls`).
+_FINISH_REASONS = {"tool_call": "tool_calls", "function_call": "tool_calls", "end_turn": "stop", "max_tokens": "length"}
+
+
+def normalize_role(raw: Any) -> str:
+    """Any role name into Maxim's role enum; unrecognised roles are treated as the user speaking."""
+    if isinstance(raw, str):
+        return _ROLE_ALIASES.get(raw.strip().lower(), "user")
+    return "user"
+
+
+def normalize_finish_reason(raw: Any) -> str | None:
+    text = coerce_str(raw)
+    if text is None:
+        return None
+    key = text.strip().lower()
+    return _FINISH_REASONS.get(key, key)
+
+
+def _arguments_text(arguments: Any) -> str:
+    # openai-v2 emits tool_call arguments as a JSON object; Maxim wants the JSON text.
+    if arguments is None:
+        return "{}"
+    if isinstance(arguments, str):
+        return arguments
+    return to_json_text(arguments)
+
+
+def make_tool_call(call_id: str, name: Any, arguments: Any) -> dict[str, Any]:
+    return {
+        "id": call_id,
+        "type": "function",
+        "function": {"name": coerce_str(name) or "", "arguments": _arguments_text(arguments)},
+    }
+
+
+def _parse_list(value: Any) -> tuple[list[Any] | None, str | None]:
+    """A list from a list or JSON text; otherwise (None, raw text) so the caller can keep the text."""
+    if isinstance(value, (list, tuple)):
+        return list(value), None
+    if isinstance(value, str):
+        if not value.strip():
+            return None, None
+        parsed = parse_json(value)
+        if parsed.ok and isinstance(parsed.value, list):
+            return parsed.value, None
+        if parsed.ok and isinstance(parsed.value, Mapping):
+            return [parsed.value], None
+        return None, value
+    if isinstance(value, Mapping):
+        return [value], None
+    return None, None
+
+
+# --- OTel GenAI parts -------------------------------------------------------------------------------
+
+
+def _image_item(part: Mapping[str, Any]) -> dict[str, Any] | None:
+    modality = str(part.get("modality") or "").lower()
+    mime = str(part.get("mime_type") or "").lower()
+    if modality != "image" and not mime.startswith("image/"):
+        return None
+    if part.get("type") == "uri" and isinstance(part.get("uri"), str):
+        return {"type": "image_url", "image_url": {"url": part["uri"]}}
+    if part.get("type") == "blob" and isinstance(part.get("content"), str):
+        return {"type": "image_url", "image_url": {"url": f"data:{mime or 'image/*'};base64,{part['content']}"}}
+    return None
+
+
+class _PartsReader:
+    """Sorts the parts of one GenAI message into content items, tool calls, tool results, reasoning."""
+
+    def __init__(self, span_id: str, message_index: int) -> None:
+        self.span_id = span_id
+        self.message_index = message_index
+        self.items: list[dict[str, Any]] = []
+        self.tool_calls: list[dict[str, Any]] = []
+        self.tool_results: list[dict[str, Any]] = []
+        self.reasoning: list[str] = []
+
+    def add(self, part: Any) -> None:
+        if isinstance(part, str):
+            self.items.append({"type": "text", "text": part})
+            return
+        if not isinstance(part, Mapping):
+            if part is not None:
+                self.items.append({"type": "text", "text": to_json_text(part)})
+            return
+        kind = part.get("type")
+        if kind == "text":
+            self.items.append({"type": "text", "text": to_text(part.get("content")) or ""})
+        elif kind == "reasoning":
+            text = to_text(part.get("content"))
+            if text:
+                self.reasoning.append(text)
+        elif kind == "tool_call":
+            call_id = coerce_str(part.get("id")) or tool_call_id(self.span_id, self.message_index, len(self.tool_calls))
+            self.tool_calls.append(make_tool_call(call_id, part.get("name"), part.get("arguments")))
+        elif kind == "tool_call_response":
+            # The spec names the payload `response`; Pydantic AI emits `result`.
+            payload = part.get("response", part.get("result"))
+            result = {"role": "tool", "content": to_text(payload) if payload is not None else ""}
+            call_id = coerce_str(part.get("id"))
+            if call_id is not None:
+                result["tool_call_id"] = call_id
+            self.tool_results.append(result)
+        else:
+            image = _image_item(part)
+            # Parts Maxim has no slot for (files, audio, server-side tools) stay visible as their JSON.
+            self.items.append(image if image is not None else {"type": "text", "text": to_json_text(part)})
+
+    def content(self) -> str | list[dict[str, Any]] | None:
+        if not self.items:
+            return None
+        if all(item["type"] == "text" for item in self.items):
+            if len(self.items) == 1:
+                return self.items[0]["text"]
+        return list(self.items)
+
+    def text(self) -> str | None:
+        texts = [item["text"] if item["type"] == "text" else to_json_text(item) for item in self.items]
+        return "\n".join(texts) if texts else None
+
+
+def _read_parts(message: Mapping[str, Any], span_id: str, message_index: int) -> _PartsReader:
+    reader = _PartsReader(span_id, message_index)
+    parts = message.get("parts")
+    if isinstance(parts, (list, tuple)):
+        for part in parts:
+            reader.add(part)
+    elif "content" in message:
+        # Some emitters put OpenAI-style `content` on a GenAI message.
+        content = message.get("content")
+        for part in content if isinstance(content, (list, tuple)) else [content]:
+            reader.add({"type": "text", "content": part} if isinstance(part, str) else part)
+    return reader
+
+
+def _genai_message(message: Any, span_id: str, message_index: int) -> list[dict[str, Any]]:
+    if not isinstance(message, Mapping):
+        return [{"role": "user", "content": to_text(message) or ""}]
+    role = normalize_role(message.get("role"))
+    reader = _read_parts(message, span_id, message_index)
+    out: list[dict[str, Any]] = []
+    if reader.items or reader.tool_calls or not reader.tool_results:
+        entry: dict[str, Any] = {"role": role, "content": reader.content()}
+        if reader.tool_calls:
+            entry["tool_calls"] = reader.tool_calls
+        if role == "tool":
+            call_id = coerce_str(message.get("tool_call_id") or message.get("id"))
+            if call_id is not None:
+                entry["tool_call_id"] = call_id
+        out.append(entry)
+    # Tool results belong in `role: tool` messages paired by id, whichever role carried them.
+    out.extend(reader.tool_results)
+    return out
+
+
+def genai_messages(value: Any, span_id: str, fallback_role: str = "user") -> list[dict[str, Any]] | None:
+    """Maxim messages from `gen_ai.input.messages` (JSON text or structured); raw text kept if malformed."""
+    items, raw = _parse_list(value)
+    if items is None:
+        return [{"role": fallback_role, "content": raw}] if raw is not None else None
+    out: list[dict[str, Any]] = []
+    for index, message in enumerate(items):
+        out.extend(_genai_message(message, span_id, index))
+    return out
+
+
+def genai_system_instructions(value: Any) -> list[dict[str, Any]] | None:
+    """One system message from `gen_ai.system_instructions` (a list of parts, JSON text or plain text)."""
+    if value is None:
+        return None
+    items, raw = _parse_list(value)
+    if items is None:
+        return [{"role": "system", "content": raw}] if raw is not None else None
+    reader = _PartsReader("", 0)
+    for part in items:
+        reader.add(part)
+    content = reader.content()
+    return [{"role": "system", "content": content}] if content is not None else None
+
+
+def genai_choices(value: Any, span_id: str) -> list[Choice] | None:
+    """Output choices from `gen_ai.output.messages` (one message per choice); raw text kept if malformed."""
+    items, raw = _parse_list(value)
+    if items is None:
+        return [Choice(index=0, content=raw)] if raw is not None else None
+    choices: list[Choice] = []
+    for index, message in enumerate(items):
+        if not isinstance(message, Mapping):
+            choices.append(Choice(index=index, content=to_text(message)))
+            continue
+        reader = _read_parts(message, span_id, 1000 + index)
+        content = reader.text()
+        if reader.tool_results:
+            # A model does not answer with tool results; keep them visible rather than lose them.
+            extra = "\n".join(str(result.get("content") or "") for result in reader.tool_results)
+            content = f"{content}\n{extra}" if content else extra
+        choices.append(
+            Choice(
+                index=index,
+                content=content,
+                tool_calls=tuple(reader.tool_calls),
+                finish_reason=normalize_finish_reason(message.get("finish_reason")),
+                reasoning=tuple(reader.reasoning),
+            )
+        )
+    return choices
+
+
+# --- OpenAI-shaped messages (deprecated GenAI events, gen_ai.prompt / gen_ai.completion) ------------
+
+
+def _openai_tool_calls(value: Any, span_id: str, message_index: int) -> list[dict[str, Any]]:
+    items, _ = _parse_list(value)
+    calls: list[dict[str, Any]] = []
+    for index, call in enumerate(items or ()):
+        if not isinstance(call, Mapping):
+            continue
+        function = call.get("function") if isinstance(call.get("function"), Mapping) else {}
+        name = function.get("name", call.get("name"))
+        arguments = function.get("arguments", call.get("arguments"))
+        call_id = coerce_str(call.get("id")) or tool_call_id(span_id, message_index, index)
+        calls.append(make_tool_call(call_id, name, arguments))
+    return calls
+
+
+def _openai_content(content: Any) -> str | list[dict[str, Any]] | None:
+    if content is None or isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        items: list[dict[str, Any]] = []
+        for part in content:
+            if isinstance(part, str):
+                items.append({"type": "text", "text": part})
+            elif isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                items.append({"type": "text", "text": part["text"]})
+            elif isinstance(part, Mapping) and part.get("type") == "image_url" and isinstance(part.get("image_url"), Mapping):
+                url = part["image_url"].get("url")
+                if isinstance(url, str):
+                    items.append({"type": "image_url", "image_url": {"url": url}})
+                    continue
+                items.append({"type": "text", "text": to_json_text(part)})
+            else:
+                items.append({"type": "text", "text": to_json_text(part)})
+        return items
+    return to_text(content)
+
+
+def openai_message(message: Any, span_id: str, message_index: int, role: str | None = None) -> dict[str, Any]:
+    """A Maxim message from an OpenAI-shaped message (role taken from `role` when the source implies it)."""
+    if not isinstance(message, Mapping):
+        return {"role": role or "user", "content": to_text(message)}
+    out: dict[str, Any] = {"role": normalize_role(role or message.get("role")), "content": _openai_content(message.get("content"))}
+    calls = _openai_tool_calls(message.get("tool_calls"), span_id, message_index)
+    if calls:
+        out["tool_calls"] = calls
+    call_id = coerce_str(message.get("tool_call_id") or (message.get("id") if out["role"] == "tool" else None))
+    if call_id is not None and out["role"] == "tool":
+        out["tool_call_id"] = call_id
+    return out
+
+
+def openai_messages(value: Any, span_id: str) -> list[dict[str, Any]] | None:
+    items, raw = _parse_list(value)
+    if items is None:
+        return [{"role": "user", "content": raw}] if raw is not None else None
+    return [openai_message(message, span_id, index) for index, message in enumerate(items)]
+
+
+def openai_choice(choice: Any, span_id: str, default_index: int) -> Choice:
+    """A choice from `{index, finish_reason, message{content, tool_calls}}` (the `gen_ai.choice` shape)."""
+    if not isinstance(choice, Mapping):
+        return Choice(index=default_index, content=to_text(choice))
+    message = choice.get("message")
+    if isinstance(message, str):
+        parsed = parse_json(message)
+        message = parsed.value if parsed.ok and isinstance(parsed.value, Mapping) else {"content": message}
+    if not isinstance(message, Mapping):
+        # A flat message (`gen_ai.completion` items) or a text-completion choice (`text`).
+        message = choice if "text" not in choice else {"content": choice.get("text")}
+    index = coerce_int(choice.get("index"))
+    content = _openai_content(message.get("content"))
+    if isinstance(content, list):
+        content = "\n".join(item.get("text", "") if item["type"] == "text" else to_json_text(item) for item in content)
+    return Choice(
+        index=index if index is not None and index >= 0 else default_index,
+        content=content,
+        tool_calls=tuple(_openai_tool_calls(message.get("tool_calls"), span_id, 1000 + default_index)),
+        finish_reason=normalize_finish_reason(choice.get("finish_reason")),
+    )
+
+
+def text_of_messages(messages: Sequence[Mapping[str, Any]], role: str | None = None) -> str | None:
+    """The text of the last message (of `role`, if given): a trace's input or output in one string."""
+    for message in reversed(messages):
+        if role is not None and message.get("role") != role:
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            texts = [item.get("text", "") for item in content if isinstance(item, Mapping) and item.get("type") == "text"]
+            if texts:
+                return "\n".join(texts)
+    return None

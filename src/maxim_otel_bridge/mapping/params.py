@@ -1,0 +1,31 @@
+"""Model parameters from `gen_ai.request.*`, in the names Maxim's read-back shape uses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["PARAM_NAMES", "genai_params"]
+
+PARAM_NAMES = {
+    "temperature": "temperature",
+    "top_p": "topP",
+    "max_tokens": "maxTokens",
+    "frequency_penalty": "frequencyPenalty",
+    "presence_penalty": "presencePenalty",
+}
+"""GenAI request suffix -> Maxim's name (seed 001). Other parameters keep their own suffix as name."""
+
+_PREFIXES = ("gen_ai.request.", "gen_ai.openai.request.")
+_NOT_PARAMS = frozenset({"model"})
+
+
+def genai_params(attributes: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`gen_ai.request.*` (and OpenAI-specific request keys) except the model; None when there are none."""
+    params: dict[str, Any] = {}
+    for prefix in _PREFIXES:  # the generic prefix first: it wins over a vendor-specific duplicate
+        for key in sorted(attributes):
+            suffix = key[len(prefix):] if key.startswith(prefix) else ""
+            if suffix and suffix not in _NOT_PARAMS:
+                params.setdefault(PARAM_NAMES.get(suffix, suffix), attributes[key])
+    return params or None

@@ -1,0 +1,123 @@
+"""`map_trace_part`: the span records of one trace (or part of one) to Maxim entities, parents first."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from maxim_otel_bridge.mapping.classify import GENERATION, SPAN, classify
+from maxim_otel_bridge.mapping.entities import (
+    BUILDERS,
+    Where,
+    placeholder_span_entity,
+    session_entity,
+    trace_entity,
+)
+from maxim_otel_bridge.mapping.errors import EXCEPTION_EVENT, error_info
+from maxim_otel_bridge.mapping.events import event_entities
+from maxim_otel_bridge.mapping.ids import is_valid_id
+from maxim_otel_bridge.mapping.options import MappedPart, MappingOptions, Placement
+from maxim_otel_bridge.mapping.precedence import consumed_event_names, read_session_id
+from maxim_otel_bridge.mapping.tree import layout
+from maxim_otel_bridge.mapping.values import bound_value
+from maxim_otel_bridge.record import SpanRecord
+
+__all__ = ["map_trace_part"]
+
+_NO_PLACEMENTS: Mapping[str, Placement] = {}
+_DEFAULT_OPTIONS = MappingOptions()
+
+
+def _usable(record: Any) -> bool:
+    return (
+        isinstance(record, SpanRecord)
+        and isinstance(record.trace_id, str)
+        and isinstance(record.span_id, str)
+        and is_valid_id(record.trace_id)
+        and is_valid_id(record.span_id)
+    )
+
+
+def _root(records: Mapping[str, SpanRecord]) -> SpanRecord | None:
+    roots = [r for r in records.values() if r.parent_span_id is None]
+    return min(roots, key=lambda r: (r.start_ns, r.span_id)) if roots else None
+
+
+def _session_id(records: Mapping[str, SpanRecord], root: SpanRecord | None, order: Sequence[str]) -> str | None:
+    # The root decides; otherwise any span that carries one (often only a child does).
+    candidates = ([root] if root is not None else []) + [records[s] for s in order]
+    for record in candidates:
+        session_id = read_session_id(record)
+        if session_id is not None:
+            return session_id
+    return None
+
+
+def _map_one_trace(
+    trace_id: str, records: dict[str, SpanRecord], options: MappingOptions, known: Mapping[str, Placement]
+) -> MappedPart:
+    kinds = {span_id: classify(record) for span_id, record in records.items()}
+    plan = layout(records, kinds, known)
+    root = _root(records)
+    message_events = consumed_event_names()
+
+    span_entities: list[dict] = []
+    root_entity: dict | None = None
+    for span_id in plan.order:
+        record = records[span_id]
+        kind = kinds[span_id]
+        parent = plan.placements[span_id].parent
+        where = Where(trace_id, parent, include_resource=root is None or record.resource != root.resource)
+        entity = BUILDERS[kind](record, where, options)
+        span_entities.append(entity)
+        if record is root:
+            root_entity = entity
+        skip = set(message_events) if kind == GENERATION else set()
+        if error_info(record) is not None:
+            skip.add(EXCEPTION_EVENT)
+        span_entities.extend(event_entities(record, trace_id, span_id if kind == SPAN else parent, skip))
+
+    session_id = _session_id(records, root, plan.order)
+    entities: list[dict] = []
+    if session_id is not None:
+        entities.append(session_entity(session_id))
+    entities.append(trace_entity(trace_id, root, root_entity, session_id))
+    entities.extend(placeholder_span_entity(span_id, trace_id) for span_id in plan.placeholders)
+    entities.extend(span_entities)
+    limit = options.max_value_chars
+    return MappedPart(entities=[bound_value(entity, limit) for entity in entities], placements=plan.placements)
+
+
+def map_trace_part(
+    records: Sequence[SpanRecord],
+    options: MappingOptions = _DEFAULT_OPTIONS,
+    known: Mapping[str, Placement] = _NO_PLACEMENTS,
+) -> MappedPart:
+    """Map the spans of one trace to Maxim entities, ready to send in order (parents before children).
+
+    `known` holds placements returned for earlier parts of the same trace, so late children hang under
+    spans already sent. Pure and deterministic: the same input gives the same entities and ids, which
+    makes re-sending idempotent (Maxim merges entities by id). Records with unusable ids are listed in
+    `skipped`; a duplicate span id keeps its last record. Records of several traces are mapped trace by
+    trace (sorted by trace id), though callers are expected to pass one.
+    """
+    by_trace: dict[str, dict[str, SpanRecord]] = {}
+    skipped: list[str] = []
+    for record in records:
+        if not _usable(record):
+            skipped.append(_describe(record))
+            continue
+        by_trace.setdefault(record.trace_id, {})[record.span_id] = record
+    entities: list[dict] = []
+    placements: dict[str, Placement] = {}
+    for trace_id in sorted(by_trace):
+        part = _map_one_trace(trace_id, by_trace[trace_id], options, known)
+        entities.extend(part.entities)
+        placements.update(part.placements)
+    return MappedPart(entities=entities, placements=placements, skipped=tuple(skipped))
+
+
+def _describe(record: Any) -> str:
+    if not isinstance(record, SpanRecord):
+        return f"not a span record: {type(record).__name__}"
+    return f"span with unusable ids: trace_id={str(record.trace_id)[:64]!r} span_id={str(record.span_id)[:64]!r}"

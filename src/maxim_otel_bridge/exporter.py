@@ -177,6 +177,7 @@ class MaximSpanExporter(SpanExporter):
         self._pending: list[Mapping[str, Any]] = []
         self._pending_lock = threading.Lock()
         self._retry_not_before = 0.0
+        self._next_wake = 0.0
         self._last_error: str | None = None
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -232,6 +233,10 @@ class MaximSpanExporter(SpanExporter):
                     # Bounded memory without blocking this thread on the network: map the oldest traces now.
                     self._stage(self._buffer.take_ready())
                 self._wake.set()
+            else:
+                due = self._buffer.next_due()
+                if due is not None and due < self._next_wake:
+                    self._wake.set()  # a new trace is due before the worker planned to look
         except Exception:  # the SDK's thread must never see an exception from an exporter
             logger.exception("could not buffer %d spans for Maxim", len(spans))
             return SpanExportResult.FAILURE
@@ -280,6 +285,7 @@ class MaximSpanExporter(SpanExporter):
             wait = IDLE_WAKE if due is None else min(IDLE_WAKE, max(due - now, 0.0))
             if self.pending_entities and self._retry_not_before > now:
                 wait = min(wait, self._retry_not_before - now)
+            self._next_wake = now + wait
             self._wake.wait(wait)
             self._wake.clear()
             if self._stopping.is_set():

@@ -88,7 +88,7 @@ class TraceBuffer:
     def add(self, records: Iterable[tuple[SpanRecord, bool]]) -> bool:
         """Buffer `(record, is_local_root)` pairs. Returns True when something became ready (wake the shipper)."""
         now = self._clock()
-        ready = False
+        touched: set[str] = set()
         with self._lock:
             for record, is_local_root in records:
                 group = self._groups.get(record.trace_id)
@@ -98,12 +98,11 @@ class TraceBuffer:
                     self._span_count += 1
                 # A span exported twice keeps its last version (as the mapping does for duplicates).
                 group.records[record.span_id] = record
-                if is_local_root:
-                    group.has_local_root = True
-                    ready = True
+                group.has_local_root = group.has_local_root or is_local_root
+                touched.add(record.trace_id)
             if self._span_count > self.options.max_spans:
-                ready = True
-        return ready
+                return True
+            return any(self._ready_reason(t, self._groups[t], now) for t in touched)
 
     def take_ready(self, *, flush: bool = False) -> list[TracePart]:
         """Remove and return the traces ready now (all of them with `flush`), oldest first."""

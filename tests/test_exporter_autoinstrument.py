@@ -1,0 +1,58 @@
+"""Zero-code use: `OTEL_TRACES_EXPORTER=maxim opentelemetry-instrument python app.py` sends to Maxim."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fakes.batch_sink import BatchSink
+
+APP = """
+from opentelemetry import trace
+
+tracer = trace.get_tracer("demo.app")
+with tracer.start_as_current_span("invoke_agent demo", attributes={"gen_ai.operation.name": "invoke_agent"}) as agent:
+    with tracer.start_as_current_span(
+        "execute_tool lookup",
+        attributes={"gen_ai.tool.name": "lookup", "gen_ai.tool.call.arguments": '{"q": "x"}'},
+    ) as tool:
+        pass
+ctx = agent.get_span_context()
+print(format(ctx.trace_id, "032x"), format(ctx.span_id, "016x"), format(tool.get_span_context().span_id, "016x"))
+"""
+
+
+def test_opentelemetry_instrument_with_the_maxim_exporter(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    assert instrument.exists(), "opentelemetry-distro's opentelemetry-instrument is a test dependency"
+    with BatchSink(api_key="key-for-the-subprocess") as sink:
+        env = {
+            **os.environ,
+            "OTEL_TRACES_EXPORTER": "maxim",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_LOGS_EXPORTER": "none",
+            "OTEL_SERVICE_NAME": "demo-service",
+            "MAXIM_BASE_URL": sink.url,
+            "MAXIM_API_KEY": "key-for-the-subprocess",
+            "MAXIM_LOG_REPO_ID": "repo-auto",
+            "MAXIM_BRIDGE_DEAD_LETTER_PATH": str(tmp_path / "dead.jsonl"),
+        }
+        done = subprocess.run(
+            [str(instrument), sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        trace_id, agent_id, tool_id = done.stdout.split()
+        got = sink.entities_by_id()
+        assert sink.problems() == []
+        assert sink.requests[0].body["repoId"] == "repo-auto"
+    assert got[trace_id]["type"] == "trace"
+    assert got[agent_id]["type"] == "span"
+    assert got[agent_id]["traceId"] == trace_id
+    tool = got[tool_id]
+    assert (tool["type"], tool["name"], tool["spanId"], tool["args"]) == ("toolCall", "lookup", agent_id, '{"q": "x"}')
+    assert "key-for-the-subprocess" not in done.stderr + done.stdout
+    assert not (tmp_path / "dead.jsonl").exists()

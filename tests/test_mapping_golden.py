@@ -44,7 +44,9 @@ def chat() -> list[SpanRecord]:
         ga.GEN_AI_RESPONSE_FINISH_REASONS: ("stop",),
         ga.GEN_AI_USAGE_INPUT_TOKENS: 21,
         ga.GEN_AI_USAGE_OUTPUT_TOKENS: 5,
-        ga.GEN_AI_INPUT_MESSAGES: _json([SYSTEM, {"role": "user", "parts": [{"type": "text", "content": "Capital of France?"}]}]),
+        ga.GEN_AI_INPUT_MESSAGES: _json(
+            [SYSTEM, {"role": "user", "parts": [{"type": "text", "content": "Capital of France?"}]}]
+        ),
         ga.GEN_AI_OUTPUT_MESSAGES: _json(
             [{"role": "assistant", "parts": [{"type": "text", "content": "Paris."}], "finish_reason": "stop"}]
         ),
@@ -60,37 +62,69 @@ def tool_round_trip() -> list[SpanRecord]:
     user = {"role": "user", "parts": [{"type": "text", "content": "Weather in Paris?"}]}
     call = {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
     base = {ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_PROVIDER_NAME: "openai", ga.GEN_AI_REQUEST_MODEL: "gpt-4o"}
-    with rec.span("invoke_agent weather", 0, 1000, {ga.GEN_AI_OPERATION_NAME: "invoke_agent", ga.GEN_AI_AGENT_NAME: "weather"}):
-        with rec.span("chat gpt-4o", 10, 300, {
-            **base,
-            ga.GEN_AI_INPUT_MESSAGES: _json([user]),
-            ga.GEN_AI_OUTPUT_MESSAGES: _json([{"role": "assistant", "parts": [call], "finish_reason": "tool_call"}]),
-            ga.GEN_AI_USAGE_INPUT_TOKENS: 50,
-            ga.GEN_AI_USAGE_OUTPUT_TOKENS: 12,
-        }, kind=SpanKind.CLIENT):
+    with rec.span(
+        "invoke_agent weather", 0, 1000, {ga.GEN_AI_OPERATION_NAME: "invoke_agent", ga.GEN_AI_AGENT_NAME: "weather"}
+    ):
+        with rec.span(
+            "chat gpt-4o",
+            10,
+            300,
+            {
+                **base,
+                ga.GEN_AI_INPUT_MESSAGES: _json([user]),
+                ga.GEN_AI_OUTPUT_MESSAGES: _json(
+                    [{"role": "assistant", "parts": [call], "finish_reason": "tool_call"}]
+                ),
+                ga.GEN_AI_USAGE_INPUT_TOKENS: 50,
+                ga.GEN_AI_USAGE_OUTPUT_TOKENS: 12,
+            },
+            kind=SpanKind.CLIENT,
+        ):
             pass
-        with rec.span("execute_tool get_weather", 310, 400, {
-            ga.GEN_AI_OPERATION_NAME: "execute_tool",
-            ga.GEN_AI_TOOL_NAME: "get_weather",
-            ga.GEN_AI_TOOL_DESCRIPTION: "Current weather for a city",
-            ga.GEN_AI_TOOL_CALL_ID: "call_1",
-            ga.GEN_AI_TOOL_CALL_ARGUMENTS: _json({"city": "Paris"}),
-            ga.GEN_AI_TOOL_CALL_RESULT: _json({"temp_c": 18}),
-        }):
+        with rec.span(
+            "execute_tool get_weather",
+            310,
+            400,
+            {
+                ga.GEN_AI_OPERATION_NAME: "execute_tool",
+                ga.GEN_AI_TOOL_NAME: "get_weather",
+                ga.GEN_AI_TOOL_DESCRIPTION: "Current weather for a city",
+                ga.GEN_AI_TOOL_CALL_ID: "call_1",
+                ga.GEN_AI_TOOL_CALL_ARGUMENTS: _json({"city": "Paris"}),
+                ga.GEN_AI_TOOL_CALL_RESULT: _json({"temp_c": 18}),
+            },
+        ):
             pass
-        with rec.span("chat gpt-4o", 410, 900, {
-            **base,
-            ga.GEN_AI_INPUT_MESSAGES: _json([
-                user,
-                {"role": "assistant", "parts": [call]},
-                {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_1", "response": {"temp_c": 18}}]},
-            ]),
-            ga.GEN_AI_OUTPUT_MESSAGES: _json(
-                [{"role": "assistant", "parts": [{"type": "text", "content": "18°C in Paris."}], "finish_reason": "stop"}]
-            ),
-            ga.GEN_AI_USAGE_INPUT_TOKENS: 80,
-            ga.GEN_AI_USAGE_OUTPUT_TOKENS: 8,
-        }, kind=SpanKind.CLIENT):
+        with rec.span(
+            "chat gpt-4o",
+            410,
+            900,
+            {
+                **base,
+                ga.GEN_AI_INPUT_MESSAGES: _json(
+                    [
+                        user,
+                        {"role": "assistant", "parts": [call]},
+                        {
+                            "role": "tool",
+                            "parts": [{"type": "tool_call_response", "id": "call_1", "response": {"temp_c": 18}}],
+                        },
+                    ]
+                ),
+                ga.GEN_AI_OUTPUT_MESSAGES: _json(
+                    [
+                        {
+                            "role": "assistant",
+                            "parts": [{"type": "text", "content": "18°C in Paris."}],
+                            "finish_reason": "stop",
+                        }
+                    ]
+                ),
+                ga.GEN_AI_USAGE_INPUT_TOKENS: 80,
+                ga.GEN_AI_USAGE_OUTPUT_TOKENS: 8,
+            },
+            kind=SpanKind.CLIENT,
+        ):
             pass
     return rec.records()
 
@@ -98,19 +132,31 @@ def tool_round_trip() -> list[SpanRecord]:
 def streaming() -> list[SpanRecord]:
     # A streamed call: no finish_reasons attribute (it is inside the output message), chunk events.
     rec = SpanRecorder()
-    with rec.span("chat gpt-4o-mini", 0, 800, {
-        ga.GEN_AI_OPERATION_NAME: "chat",
-        ga.GEN_AI_PROVIDER_NAME: "openai",
-        ga.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
-        ga.GEN_AI_REQUEST_STREAM: True,
-        ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.12,
-        ga.GEN_AI_USAGE_INPUT_TOKENS: 9,
-        ga.GEN_AI_USAGE_OUTPUT_TOKENS: 30,
-        ga.GEN_AI_INPUT_MESSAGES: _json([{"role": "user", "parts": [{"type": "text", "content": "Count to ten"}]}]),
-        ga.GEN_AI_OUTPUT_MESSAGES: _json(
-            [{"role": "assistant", "parts": [{"type": "text", "content": "1 2 3 4 5 6 7 8 9 10"}], "finish_reason": "stop"}]
-        ),
-    }, kind=SpanKind.CLIENT) as span:
+    with rec.span(
+        "chat gpt-4o-mini",
+        0,
+        800,
+        {
+            ga.GEN_AI_OPERATION_NAME: "chat",
+            ga.GEN_AI_PROVIDER_NAME: "openai",
+            ga.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+            ga.GEN_AI_REQUEST_STREAM: True,
+            ga.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: 0.12,
+            ga.GEN_AI_USAGE_INPUT_TOKENS: 9,
+            ga.GEN_AI_USAGE_OUTPUT_TOKENS: 30,
+            ga.GEN_AI_INPUT_MESSAGES: _json([{"role": "user", "parts": [{"type": "text", "content": "Count to ten"}]}]),
+            ga.GEN_AI_OUTPUT_MESSAGES: _json(
+                [
+                    {
+                        "role": "assistant",
+                        "parts": [{"type": "text", "content": "1 2 3 4 5 6 7 8 9 10"}],
+                        "finish_reason": "stop",
+                    }
+                ]
+            ),
+        },
+        kind=SpanKind.CLIENT,
+    ) as span:
         rec.event(span, "First Token Stream Event", 120)
     return rec.records()
 
@@ -118,58 +164,92 @@ def streaming() -> list[SpanRecord]:
 def deprecated_events() -> list[SpanRecord]:
     # Pre-1.37 instrumentation: content as span events, usage under the deprecated keys only.
     rec = SpanRecorder()
-    with rec.span("chat gpt-3.5-turbo", 0, 500, {
-        ga.GEN_AI_OPERATION_NAME: "chat",
-        ga.GEN_AI_SYSTEM: "az.ai.openai",
-        ga.GEN_AI_REQUEST_MODEL: "gpt-35-turbo",
-        ga.GEN_AI_USAGE_PROMPT_TOKENS: 14,
-        ga.GEN_AI_USAGE_COMPLETION_TOKENS: 6,
-    }, kind=SpanKind.CLIENT) as span:
+    with rec.span(
+        "chat gpt-3.5-turbo",
+        0,
+        500,
+        {
+            ga.GEN_AI_OPERATION_NAME: "chat",
+            ga.GEN_AI_SYSTEM: "az.ai.openai",
+            ga.GEN_AI_REQUEST_MODEL: "gpt-35-turbo",
+            ga.GEN_AI_USAGE_PROMPT_TOKENS: 14,
+            ga.GEN_AI_USAGE_COMPLETION_TOKENS: 6,
+        },
+        kind=SpanKind.CLIENT,
+    ) as span:
         rec.event(span, "gen_ai.system.message", 1, {"content": "Be brief."})
         rec.event(span, "gen_ai.user.message", 2, {"content": "Hello?"})
-        rec.event(span, "gen_ai.choice", 490, {"index": 0, "finish_reason": "stop", "message": _json({"content": "Hi."})})
+        rec.event(
+            span, "gen_ai.choice", 490, {"index": 0, "finish_reason": "stop", "message": _json({"content": "Hi."})}
+        )
     return rec.records()
 
 
 def error() -> list[SpanRecord]:
     rec = SpanRecorder()
-    with rec.span("chat claude-3-5-sonnet", 0, 90, {
-        ga.GEN_AI_OPERATION_NAME: "chat",
-        ga.GEN_AI_PROVIDER_NAME: "anthropic",
-        ga.GEN_AI_REQUEST_MODEL: "claude-3-5-sonnet",
-        ERROR_TYPE: "RateLimitError",
-        ga.GEN_AI_INPUT_MESSAGES: _json([{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]),
-    }, kind=SpanKind.CLIENT, error="429 Too Many Requests") as span:
-        rec.event(span, "exception", 89, {
-            "exception.type": "anthropic.RateLimitError",
-            "exception.message": "rate limited",
-            "exception.stacktrace": "Traceback (most recent call last): ...",
-        })
+    with rec.span(
+        "chat claude-3-5-sonnet",
+        0,
+        90,
+        {
+            ga.GEN_AI_OPERATION_NAME: "chat",
+            ga.GEN_AI_PROVIDER_NAME: "anthropic",
+            ga.GEN_AI_REQUEST_MODEL: "claude-3-5-sonnet",
+            ERROR_TYPE: "RateLimitError",
+            ga.GEN_AI_INPUT_MESSAGES: _json([{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]),
+        },
+        kind=SpanKind.CLIENT,
+        error="429 Too Many Requests",
+    ) as span:
+        rec.event(
+            span,
+            "exception",
+            89,
+            {
+                "exception.type": "anthropic.RateLimitError",
+                "exception.message": "rate limited",
+                "exception.stacktrace": "Traceback (most recent call last): ...",
+            },
+        )
     return rec.records()
 
 
 def retrieval() -> list[SpanRecord]:
     rec = SpanRecorder()
-    docs = [{"id": "doc-1", "score": 0.92, "content": "Paris is the capital of France."}, {"id": "doc-2", "score": 0.41}]
-    with rec.span("retrieval wiki", 0, 35, {
-        ga.GEN_AI_OPERATION_NAME: "retrieval",
-        ga.GEN_AI_DATA_SOURCE_ID: "wiki",
-        ga.GEN_AI_RETRIEVAL_QUERY_TEXT: "capital of France",
-        ga.GEN_AI_RETRIEVAL_DOCUMENTS: _json(docs),
-    }):
+    docs = [
+        {"id": "doc-1", "score": 0.92, "content": "Paris is the capital of France."},
+        {"id": "doc-2", "score": 0.41},
+    ]
+    with rec.span(
+        "retrieval wiki",
+        0,
+        35,
+        {
+            ga.GEN_AI_OPERATION_NAME: "retrieval",
+            ga.GEN_AI_DATA_SOURCE_ID: "wiki",
+            ga.GEN_AI_RETRIEVAL_QUERY_TEXT: "capital of France",
+            ga.GEN_AI_RETRIEVAL_DOCUMENTS: _json(docs),
+        },
+    ):
         pass
     return rec.records()
 
 
 def embeddings() -> list[SpanRecord]:
     rec = SpanRecorder()
-    with rec.span("embeddings text-embedding-3-small", 0, 60, {
-        ga.GEN_AI_OPERATION_NAME: "embeddings",
-        ga.GEN_AI_PROVIDER_NAME: "openai",
-        ga.GEN_AI_REQUEST_MODEL: "text-embedding-3-small",
-        ga.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: 1536,
-        ga.GEN_AI_USAGE_INPUT_TOKENS: 8,
-    }, kind=SpanKind.CLIENT):
+    with rec.span(
+        "embeddings text-embedding-3-small",
+        0,
+        60,
+        {
+            ga.GEN_AI_OPERATION_NAME: "embeddings",
+            ga.GEN_AI_PROVIDER_NAME: "openai",
+            ga.GEN_AI_REQUEST_MODEL: "text-embedding-3-small",
+            ga.GEN_AI_EMBEDDINGS_DIMENSION_COUNT: 1536,
+            ga.GEN_AI_USAGE_INPUT_TOKENS: 8,
+        },
+        kind=SpanKind.CLIENT,
+    ):
         pass
     return rec.records()
 
@@ -178,26 +258,53 @@ def multi_level_agent() -> list[SpanRecord]:
     """agent > generation > HTTP child (re-parented); agent > tool; nested agents; session only on a child."""
     rec = SpanRecorder()
     chat = {ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_PROVIDER_NAME: "aws.bedrock", ga.GEN_AI_REQUEST_MODEL: "claude"}
-    with rec.span("invoke_agent planner", 0, 2000, {
-        ga.GEN_AI_OPERATION_NAME: "invoke_agent", ga.GEN_AI_AGENT_NAME: "planner", "input.value": "Plan a trip",
-        "output.value": "Trip planned",
-    }) as planner:
+    with rec.span(
+        "invoke_agent planner",
+        0,
+        2000,
+        {
+            ga.GEN_AI_OPERATION_NAME: "invoke_agent",
+            ga.GEN_AI_AGENT_NAME: "planner",
+            "input.value": "Plan a trip",
+            "output.value": "Trip planned",
+        },
+    ) as planner:
         rec.event(planner, "plan.updated", 5, {"steps": 2})
-        with rec.span("chat claude", 10, 400, {
-            **chat,
-            ga.GEN_AI_CONVERSATION_ID: "conv-42",
-            ga.GEN_AI_INPUT_MESSAGES: _json([{"role": "user", "parts": [{"type": "text", "content": "Plan a trip"}]}]),
-            ga.GEN_AI_OUTPUT_MESSAGES: _json([{"role": "assistant", "parts": [{"type": "text", "content": "Step 1"}]}]),
-        }, kind=SpanKind.CLIENT):
+        with rec.span(
+            "chat claude",
+            10,
+            400,
+            {
+                **chat,
+                ga.GEN_AI_CONVERSATION_ID: "conv-42",
+                ga.GEN_AI_INPUT_MESSAGES: _json(
+                    [{"role": "user", "parts": [{"type": "text", "content": "Plan a trip"}]}]
+                ),
+                ga.GEN_AI_OUTPUT_MESSAGES: _json(
+                    [{"role": "assistant", "parts": [{"type": "text", "content": "Step 1"}]}]
+                ),
+            },
+            kind=SpanKind.CLIENT,
+        ):
             with rec.span("POST /model/invoke", 20, 390, {"http.request.method": "POST"}, kind=SpanKind.CLIENT) as http:
                 rec.event(http, "http.retry", 100, {"attempt": 1})
-        with rec.span("execute_tool search", 410, 500, {
-            ga.GEN_AI_OPERATION_NAME: "execute_tool", ga.GEN_AI_TOOL_NAME: "search",
-            ga.GEN_AI_TOOL_CALL_ARGUMENTS: _json({"q": "flights"}),
-        }):
+        with rec.span(
+            "execute_tool search",
+            410,
+            500,
+            {
+                ga.GEN_AI_OPERATION_NAME: "execute_tool",
+                ga.GEN_AI_TOOL_NAME: "search",
+                ga.GEN_AI_TOOL_CALL_ARGUMENTS: _json({"q": "flights"}),
+            },
+        ):
             pass
-        with rec.span("invoke_agent booker", 510, 1900, {ga.GEN_AI_OPERATION_NAME: "invoke_agent", ga.GEN_AI_AGENT_NAME: "booker"}):
-            with rec.span("chat claude", 520, 900, {**chat, ga.GEN_AI_USAGE_INPUT_TOKENS: 10, ga.GEN_AI_USAGE_OUTPUT_TOKENS: 3}):
+        with rec.span(
+            "invoke_agent booker", 510, 1900, {ga.GEN_AI_OPERATION_NAME: "invoke_agent", ga.GEN_AI_AGENT_NAME: "booker"}
+        ):
+            with rec.span(
+                "chat claude", 520, 900, {**chat, ga.GEN_AI_USAGE_INPUT_TOKENS: 10, ga.GEN_AI_USAGE_OUTPUT_TOKENS: 3}
+            ):
                 pass
     return rec.records()
 

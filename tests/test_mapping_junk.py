@@ -11,38 +11,130 @@ from maxim_otel_bridge.record import EventRecord, SpanRecord
 from maxim_otel_bridge.schema import PROVIDERS, validate_batch
 
 KEYS = [
-    "gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.system", "gen_ai.request.model", "gen_ai.response.model",
-    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions", "gen_ai.response.finish_reasons",
-    "gen_ai.response.id", "gen_ai.request.temperature", "gen_ai.request.max_tokens", "gen_ai.usage.input_tokens",
-    "gen_ai.usage.output_tokens", "gen_ai.usage.prompt_tokens", "gen_ai.usage.completion_tokens",
-    "gen_ai.usage.total_tokens", "gen_ai.usage.cache_read.input_tokens", "gen_ai.response.time_to_first_chunk",
-    "gen_ai.tool.name", "gen_ai.tool.call.id", "gen_ai.tool.call.arguments", "gen_ai.tool.call.result",
-    "gen_ai.tool.description", "gen_ai.retrieval.query.text", "gen_ai.retrieval.documents", "gen_ai.conversation.id",
-    "session.id", "user.id", "input.value", "output.value", "error.type", "maxim.entity.type", "maxim.tag.x",
-    "tag.tags", "openinference.span.kind", "llm.request.type", "ai.model.id", "ai.model.provider", "ai.usage.tokens",
-    "traceloop.association.properties.session_id", "llm.usage.total_tokens",
+    "gen_ai.operation.name",
+    "gen_ai.provider.name",
+    "gen_ai.system",
+    "gen_ai.request.model",
+    "gen_ai.response.model",
+    "gen_ai.input.messages",
+    "gen_ai.output.messages",
+    "gen_ai.system_instructions",
+    "gen_ai.response.finish_reasons",
+    "gen_ai.response.id",
+    "gen_ai.request.temperature",
+    "gen_ai.request.max_tokens",
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "gen_ai.usage.completion_tokens",
+    "gen_ai.usage.total_tokens",
+    "gen_ai.usage.cache_read.input_tokens",
+    "gen_ai.response.time_to_first_chunk",
+    "gen_ai.tool.name",
+    "gen_ai.tool.call.id",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+    "gen_ai.tool.description",
+    "gen_ai.retrieval.query.text",
+    "gen_ai.retrieval.documents",
+    "gen_ai.conversation.id",
+    "session.id",
+    "user.id",
+    "input.value",
+    "output.value",
+    "error.type",
+    "maxim.entity.type",
+    "maxim.tag.x",
+    "tag.tags",
+    "openinference.span.kind",
+    "llm.request.type",
+    "ai.model.id",
+    "ai.model.provider",
+    "ai.usage.tokens",
+    "traceloop.association.properties.session_id",
+    "llm.usage.total_tokens",
 ]
-EVENT_NAMES = ["exception", "gen_ai.user.message", "gen_ai.choice", "gen_ai.tool.message", "gen_ai.assistant.message",
-               "gen_ai.client.inference.operation.details", "gen_ai.content.prompt", "gen_ai.content.completion", "x"]
+EVENT_NAMES = [
+    "exception",
+    "gen_ai.user.message",
+    "gen_ai.choice",
+    "gen_ai.tool.message",
+    "gen_ai.assistant.message",
+    "gen_ai.client.inference.operation.details",
+    "gen_ai.content.prompt",
+    "gen_ai.content.completion",
+    "x",
+]
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30),
-    st.sampled_from(["chat", "execute_tool", "retrieval", "embeddings", "openai", "aws.bedrock", "LLM", "TOOL",
-                     "[", "[{", '[{"role":"user","parts":[{"type":"tool_call"}]}]', '[{"role": 3, "parts": "x"}]',
-                     '[{"role":"assistant","parts":[{"type":"tool_call_response","response":{"a":[1]}}]}]',
-                     '[{"index":"x","message":7}]', '{"content": null}', "[1, null, true]"]),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "chat",
+            "execute_tool",
+            "retrieval",
+            "embeddings",
+            "openai",
+            "aws.bedrock",
+            "LLM",
+            "TOOL",
+            "[",
+            "[{",
+            '[{"role":"user","parts":[{"type":"tool_call"}]}]',
+            '[{"role": 3, "parts": "x"}]',
+            '[{"role":"assistant","parts":[{"type":"tool_call_response","response":{"a":[1]}}]}]',
+            '[{"index":"x","message":7}]',
+            '{"content": null}',
+            "[1, null, true]",
+        ]
+    ),
 )
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(["role", "parts", "content", "type", "id", "name",
-                                                                    "arguments", "tool_calls", "message", "index",
-                                                                    "finish_reason", "body", "response"]), inner, max_size=4)),
-    max_leaves=12)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(
+            st.sampled_from(
+                [
+                    "role",
+                    "parts",
+                    "content",
+                    "type",
+                    "id",
+                    "name",
+                    "arguments",
+                    "tool_calls",
+                    "message",
+                    "index",
+                    "finish_reason",
+                    "body",
+                    "response",
+                ]
+            ),
+            inner,
+            max_size=4,
+        ),
+    ),
+    max_leaves=12,
+)
 attributes = st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), values, max_size=10)
-events = st.lists(st.builds(EventRecord, name=st.sampled_from(EVENT_NAMES), time_ns=st.integers(-5, 2**66),
-                            attributes=st.dictionaries(st.sampled_from(KEYS + ["content", "message", "body", "index",
-                                                                              "tool_calls", "id", "finish_reason"]),
-                                                       values, max_size=5)), max_size=4)
+events = st.lists(
+    st.builds(
+        EventRecord,
+        name=st.sampled_from(EVENT_NAMES),
+        time_ns=st.integers(-5, 2**66),
+        attributes=st.dictionaries(
+            st.sampled_from(KEYS + ["content", "message", "body", "index", "tool_calls", "id", "finish_reason"]),
+            values,
+            max_size=5,
+        ),
+    ),
+    max_size=4,
+)
 ids = st.sampled_from(["0000000000000001", "0000000000000002", "0000000000000003", "00000000000000aa"])
 records = st.lists(
     st.builds(

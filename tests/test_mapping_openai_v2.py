@@ -34,12 +34,24 @@ def _completion(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=text.encode(), headers={"content-type": "text/event-stream"})
     if body.get("model") == "broken":
         return httpx.Response(400, json={"error": {"message": "model not found", "type": "invalid_request_error"}})
-    return httpx.Response(200, json={
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-4o-mini-2024-07-18",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
-                     "finish_reason": "tool_calls", "logprobs": None}],
-        "usage": {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27},
-    })
+    return httpx.Response(
+        200,
+        json={
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
+                    "finish_reason": "tool_calls",
+                    "logprobs": None,
+                }
+            ],
+            "usage": {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27},
+        },
+    )
 
 
 @pytest.fixture
@@ -59,8 +71,12 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[SpanRecorder]:
 @pytest.fixture
 def client() -> openai.OpenAI:
     transport = httpx.MockTransport(_completion)
-    return openai.OpenAI(api_key="sk-test", base_url="http://openai.invalid/v1", max_retries=0,
-                         http_client=httpx.Client(transport=transport))
+    return openai.OpenAI(
+        api_key="sk-test",
+        base_url="http://openai.invalid/v1",
+        max_retries=0,
+        http_client=httpx.Client(transport=transport),
+    )
 
 
 def _generations(rec: SpanRecorder) -> list[dict]:
@@ -72,11 +88,14 @@ def _generations(rec: SpanRecorder) -> list[dict]:
 
 def test_tool_call_then_streamed_answer(recorder: SpanRecorder, client: openai.OpenAI) -> None:
     client.chat.completions.create(
-        model="gpt-4o-mini", temperature=0.3,
+        model="gpt-4o-mini",
+        temperature=0.3,
         messages=[{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Weather in Paris?"}],
     )
     stream = client.chat.completions.create(
-        model="gpt-4o-mini", stream=True, stream_options={"include_usage": True},
+        model="gpt-4o-mini",
+        stream=True,
+        stream_options={"include_usage": True},
         messages=[
             {"role": "user", "content": "Weather in Paris?"},
             {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
@@ -90,7 +109,10 @@ def test_tool_call_then_streamed_answer(recorder: SpanRecorder, client: openai.O
     assert asked["provider"] == "openai"
     assert asked["model"] == "gpt-4o-mini-2024-07-18"
     assert asked["modelParameters"] == {"temperature": 0.3}
-    assert asked["messages"] == [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Weather in Paris?"}]
+    assert asked["messages"] == [
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": "Weather in Paris?"},
+    ]
     choice = asked["result"]["choices"][0]
     assert choice["finish_reason"] == "tool_calls"
     # The instrumentation emits arguments as a JSON object; Maxim gets JSON text.

@@ -15,8 +15,16 @@ TOOL = {ga.GEN_AI_OPERATION_NAME: "execute_tool", ga.GEN_AI_TOOL_NAME: "t"}
 
 
 def span(span_id: str, parent: str | None, attributes=None, start: int = 1, **extra) -> SpanRecord:
-    return SpanRecord(trace_id=TRACE, span_id=span_id, parent_span_id=parent, name=f"n{span_id[-2:]}",
-                      start_ns=start * 1_000_000, end_ns=start * 1_000_000 + 5, attributes=attributes or {}, **extra)
+    return SpanRecord(
+        trace_id=TRACE,
+        span_id=span_id,
+        parent_span_id=parent,
+        name=f"n{span_id[-2:]}",
+        start_ns=start * 1_000_000,
+        end_ns=start * 1_000_000 + 5,
+        attributes=attributes or {},
+        **extra,
+    )
 
 
 def by_id(part: MappedPart) -> dict[str, dict]:
@@ -35,12 +43,14 @@ def assert_valid_and_linked(part: MappedPart, also_known: set[str] = frozenset()
 
 
 def test_children_of_a_generation_hang_under_the_nearest_span() -> None:
-    part = map_trace_part([
-        span("a000000000000001", None),
-        span("a000000000000002", "a000000000000001", CHAT, start=2),
-        span("a000000000000003", "a000000000000002", {"http.request.method": "POST"}, start=3),
-        span("a000000000000004", "a000000000000003", TOOL, start=4),
-    ])
+    part = map_trace_part(
+        [
+            span("a000000000000001", None),
+            span("a000000000000002", "a000000000000001", CHAT, start=2),
+            span("a000000000000003", "a000000000000002", {"http.request.method": "POST"}, start=3),
+            span("a000000000000004", "a000000000000003", TOOL, start=4),
+        ]
+    )
     entities = by_id(part)
     assert entities["a000000000000002"]["spanId"] == "a000000000000001"
     assert entities["a000000000000003"]["spanId"] == "a000000000000001"  # re-parented past the generation
@@ -50,7 +60,9 @@ def test_children_of_a_generation_hang_under_the_nearest_span() -> None:
 
 
 def test_leaf_at_the_root_sends_its_children_to_the_trace() -> None:
-    part = map_trace_part([span("b000000000000001", None, CHAT), span("b000000000000002", "b000000000000001", TOOL, start=2)])
+    part = map_trace_part(
+        [span("b000000000000001", None, CHAT), span("b000000000000002", "b000000000000001", TOOL, start=2)]
+    )
     tool = by_id(part)["b000000000000002"]
     assert "spanId" not in tool and tool["traceId"] == TRACE
     assert part.placements["b000000000000002"] == Placement("toolCall", None)
@@ -70,7 +82,10 @@ def test_events_of_a_leaf_hang_under_its_maxim_parent() -> None:
 def test_late_children_link_through_known_placements() -> None:
     first = map_trace_part([span("d000000000000001", None), span("d000000000000002", "d000000000000001", CHAT)])
     second = map_trace_part(
-        [span("d000000000000003", "d000000000000002", start=9), span("d000000000000004", "d000000000000001", TOOL, start=9)],
+        [
+            span("d000000000000003", "d000000000000002", start=9),
+            span("d000000000000004", "d000000000000001", TOOL, start=9),
+        ],
         known=first.placements,
     )
     entities = by_id(second)
@@ -94,13 +109,18 @@ def test_unknown_parent_gets_a_placeholder_span_that_the_real_span_merges_into()
 
 
 def test_parent_cycles_in_junk_input_do_not_hang_or_lose_spans() -> None:
-    part = map_trace_part([
-        span("f000000000000001", "f000000000000002"),
-        span("f000000000000002", "f000000000000001", start=2),
-        span("f000000000000003", "f000000000000003", CHAT, start=3),
-    ])
+    part = map_trace_part(
+        [
+            span("f000000000000001", "f000000000000002"),
+            span("f000000000000002", "f000000000000001", start=2),
+            span("f000000000000003", "f000000000000003", CHAT, start=3),
+        ]
+    )
     assert {e["id"] for e in part.entities if e["type"] != "trace"} == {
-        "f000000000000001", "f000000000000002", "f000000000000003"}
+        "f000000000000001",
+        "f000000000000002",
+        "f000000000000003",
+    }
     assert_valid_and_linked(part)
 
 
@@ -124,7 +144,12 @@ def test_ids_are_stable_and_parents_come_first() -> None:
     again = map_trace_part(list(reversed(records)))
     assert part.entities == again.entities and part.placements == again.placements
     assert [e["id"] for e in part.entities] == [
-        records[0].trace_id, records[2].span_id, f"{records[2].span_id}-event-0", records[1].span_id, records[0].span_id]
+        records[0].trace_id,
+        records[2].span_id,
+        f"{records[2].span_id}-event-0",
+        records[1].span_id,
+        records[0].span_id,
+    ]
     assert_valid_and_linked(part)
 
 

@@ -28,8 +28,14 @@ TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
 def record(span_id: str = "b7ad6b7169203331", parent: str | None = None, **overrides) -> SpanRecord:
-    fields = dict(trace_id=TRACE, span_id=span_id, parent_span_id=parent, name="s",
-                  start_ns=1_700_000_000_123_456_789, end_ns=1_700_000_001_000_000_000)
+    fields = dict(
+        trace_id=TRACE,
+        span_id=span_id,
+        parent_span_id=parent,
+        name="s",
+        start_ns=1_700_000_000_123_456_789,
+        end_ns=1_700_000_001_000_000_000,
+    )
     fields.update(overrides)
     return SpanRecord(**fields)
 
@@ -45,8 +51,21 @@ def only(entities: list[dict], kind: str) -> dict:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [(3, 3), ("42", 42), (" 7 ", 7), (5.0, 5), ("5.0", 5), (True, None), (False, None), (5.5, None),
-     ("abc", None), (None, None), ([1], None), (float("nan"), None), (float("inf"), None)],
+    [
+        (3, 3),
+        ("42", 42),
+        (" 7 ", 7),
+        (5.0, 5),
+        ("5.0", 5),
+        (True, None),
+        (False, None),
+        (5.5, None),
+        ("abc", None),
+        (None, None),
+        ([1], None),
+        (float("nan"), None),
+        (float("inf"), None),
+    ],
 )
 def test_coerce_int_refuses_bools_and_junk(value, expected) -> None:
     assert coerce_int(value) == expected
@@ -87,10 +106,13 @@ def test_bound_value_cleans_nested_values() -> None:
 
 def test_oversized_message_is_truncated_with_marker_in_payload() -> None:
     huge = "word " * 5000
-    rec = record(attributes={
-        ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_REQUEST_MODEL: "m",
-        ga.GEN_AI_INPUT_MESSAGES: json.dumps([{"role": "user", "parts": [{"type": "text", "content": huge}]}]),
-    })
+    rec = record(
+        attributes={
+            ga.GEN_AI_OPERATION_NAME: "chat",
+            ga.GEN_AI_REQUEST_MODEL: "m",
+            ga.GEN_AI_INPUT_MESSAGES: json.dumps([{"role": "user", "parts": [{"type": "text", "content": huge}]}]),
+        }
+    )
     entities = map_trace_part([rec], MappingOptions(max_value_chars=1000)).entities
     content = only(entities, "generation")["messages"][0]["content"]
     assert content == huge[:1000] + TRUNCATION_MARKER.format(dropped=len(huge) - 1000)
@@ -124,11 +146,26 @@ def test_derived_ids_match_maxims_id_pattern() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("openai", "openai"), ("anthropic", "anthropic"), ("aws.bedrock", "bedrock"), ("azure.ai.openai", "azure"),
-     ("az.ai.openai", "azure"), ("azure.ai.inference", "azure"), ("az.ai.inference", "azure"),
-     ("gcp.gemini", "google"), ("gcp.vertex_ai", "google"), ("gcp.gen_ai", "google"), ("vertex_ai", "google"),
-     ("gemini", "google"), ("groq", "groq"), ("together", "together"), ("huggingface", "huggingface"),
-     ("OpenAI", "openai"), ("openai.chat", "openai"), ("anthropic.messages", "anthropic")],
+    [
+        ("openai", "openai"),
+        ("anthropic", "anthropic"),
+        ("aws.bedrock", "bedrock"),
+        ("azure.ai.openai", "azure"),
+        ("az.ai.openai", "azure"),
+        ("azure.ai.inference", "azure"),
+        ("az.ai.inference", "azure"),
+        ("gcp.gemini", "google"),
+        ("gcp.vertex_ai", "google"),
+        ("gcp.gen_ai", "google"),
+        ("vertex_ai", "google"),
+        ("gemini", "google"),
+        ("groq", "groq"),
+        ("together", "together"),
+        ("huggingface", "huggingface"),
+        ("OpenAI", "openai"),
+        ("openai.chat", "openai"),
+        ("anthropic.messages", "anthropic"),
+    ],
 )
 def test_known_providers_map_into_maxims_enum(raw: str, expected: str) -> None:
     choice = normalize_provider(raw, "openai")
@@ -142,8 +179,13 @@ def test_unknown_provider_uses_fallback_and_keeps_original(raw: str) -> None:
 
 
 def test_unknown_provider_in_payload_is_in_enum_with_original_tag() -> None:
-    rec = record(attributes={ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_PROVIDER_NAME: "mistral_ai",
-                             ga.GEN_AI_REQUEST_MODEL: "mistral-large"})
+    rec = record(
+        attributes={
+            ga.GEN_AI_OPERATION_NAME: "chat",
+            ga.GEN_AI_PROVIDER_NAME: "mistral_ai",
+            ga.GEN_AI_REQUEST_MODEL: "mistral-large",
+        }
+    )
     entities = map_trace_part([rec], MappingOptions(unknown_provider="huggingface")).entities
     generation = only(entities, "generation")
     assert generation["provider"] == "huggingface" and generation["provider"] in PROVIDERS
@@ -196,14 +238,19 @@ def test_db_query_result_events_make_a_retrieval() -> None:
 
 
 def test_genai_messages_with_tool_calls_and_results() -> None:
-    value = json.dumps([
-        {"role": "assistant", "parts": [{"type": "tool_call", "id": "c1", "name": "f", "arguments": {"x": 1}}]},
-        {"role": "user", "parts": [{"type": "tool_call_response", "id": "c1", "result": "ok"}]},
-    ])
+    value = json.dumps(
+        [
+            {"role": "assistant", "parts": [{"type": "tool_call", "id": "c1", "name": "f", "arguments": {"x": 1}}]},
+            {"role": "user", "parts": [{"type": "tool_call_response", "id": "c1", "result": "ok"}]},
+        ]
+    )
     messages = genai_messages(value, "b7ad6b7169203331")
     assert messages == [
-        {"role": "assistant", "content": None,
-         "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"x":1}'}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"x":1}'}}],
+        },
         {"role": "tool", "content": "ok", "tool_call_id": "c1"},
     ]
 
@@ -223,8 +270,14 @@ def test_malformed_message_json_is_kept_as_text() -> None:
 
 def test_malformed_messages_survive_into_a_valid_payload() -> None:
     raw = '[{"role": "user", "parts": [{"type": "te'
-    rec = record(attributes={ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_REQUEST_MODEL: "m",
-                             ga.GEN_AI_INPUT_MESSAGES: raw, ga.GEN_AI_OUTPUT_MESSAGES: "{not json"})
+    rec = record(
+        attributes={
+            ga.GEN_AI_OPERATION_NAME: "chat",
+            ga.GEN_AI_REQUEST_MODEL: "m",
+            ga.GEN_AI_INPUT_MESSAGES: raw,
+            ga.GEN_AI_OUTPUT_MESSAGES: "{not json",
+        }
+    )
     entities = map_trace_part([rec]).entities
     generation = only(entities, "generation")
     assert generation["messages"] == [{"role": "user", "content": raw}]
@@ -233,15 +286,25 @@ def test_malformed_messages_survive_into_a_valid_payload() -> None:
 
 
 def test_system_instructions_come_first_and_parts_become_content_lists() -> None:
-    rec = record(attributes={
-        ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_REQUEST_MODEL: "m",
-        ga.GEN_AI_SYSTEM_INSTRUCTIONS: json.dumps([{"type": "text", "content": "Be kind."}]),
-        ga.GEN_AI_INPUT_MESSAGES: json.dumps([{"role": "user", "parts": [
-            {"type": "text", "content": "What is this?"},
-            {"type": "uri", "modality": "image", "mime_type": "image/png", "uri": "https://x/y.png"},
-            {"type": "file", "modality": "audio", "file_id": "f1"},
-        ]}]),
-    })
+    rec = record(
+        attributes={
+            ga.GEN_AI_OPERATION_NAME: "chat",
+            ga.GEN_AI_REQUEST_MODEL: "m",
+            ga.GEN_AI_SYSTEM_INSTRUCTIONS: json.dumps([{"type": "text", "content": "Be kind."}]),
+            ga.GEN_AI_INPUT_MESSAGES: json.dumps(
+                [
+                    {
+                        "role": "user",
+                        "parts": [
+                            {"type": "text", "content": "What is this?"},
+                            {"type": "uri", "modality": "image", "mime_type": "image/png", "uri": "https://x/y.png"},
+                            {"type": "file", "modality": "audio", "file_id": "f1"},
+                        ],
+                    }
+                ]
+            ),
+        }
+    )
     generation = only(map_trace_part([rec]).entities, "generation")
     assert generation["messages"][0] == {"role": "system", "content": "Be kind."}
     assert generation["messages"][1]["content"][:2] == [
@@ -253,27 +316,52 @@ def test_system_instructions_come_first_and_parts_become_content_lists() -> None
 
 
 def test_reasoning_goes_to_metadata_not_the_answer() -> None:
-    rec = record(attributes={ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_REQUEST_MODEL: "m",
-                             ga.GEN_AI_OUTPUT_MESSAGES: json.dumps([{"role": "assistant", "parts": [
-                                 {"type": "reasoning", "content": "think"}, {"type": "text", "content": "answer"}]}])})
+    rec = record(
+        attributes={
+            ga.GEN_AI_OPERATION_NAME: "chat",
+            ga.GEN_AI_REQUEST_MODEL: "m",
+            ga.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+                [
+                    {
+                        "role": "assistant",
+                        "parts": [{"type": "reasoning", "content": "think"}, {"type": "text", "content": "answer"}],
+                    }
+                ]
+            ),
+        }
+    )
     generation = only(map_trace_part([rec]).entities, "generation")
     assert generation["result"]["choices"][0]["message"]["content"] == "answer"
     assert generation["metadata"]["reasoning"] == ["think"]
 
 
 def test_choice_event_with_flat_tool_calls() -> None:
-    choice = openai_choice({"index": 1, "finish_reason": "tool_calls", "message": {"tool_calls": [
-        {"id": "c9", "type": "function", "function": {"name": "g", "arguments": {"a": 2}}}]}}, "s", 0)
+    choice = openai_choice(
+        {
+            "index": 1,
+            "finish_reason": "tool_calls",
+            "message": {
+                "tool_calls": [{"id": "c9", "type": "function", "function": {"name": "g", "arguments": {"a": 2}}}]
+            },
+        },
+        "s",
+        0,
+    )
     assert choice.index == 1 and choice.finish_reason == "tool_calls"
     assert choice.tool_calls[0]["function"] == {"name": "g", "arguments": '{"a":2}'}
 
 
 def test_operation_details_event_is_read_and_not_repeated_as_event() -> None:
-    details = EventRecord("gen_ai.client.inference.operation.details", 5, {
-        ga.GEN_AI_INPUT_MESSAGES: json.dumps([{"role": "user", "parts": [{"type": "text", "content": "q"}]}]),
-        ga.GEN_AI_OUTPUT_MESSAGES: json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "a"}],
-                                               "finish_reason": "stop"}]),
-    })
+    details = EventRecord(
+        "gen_ai.client.inference.operation.details",
+        5,
+        {
+            ga.GEN_AI_INPUT_MESSAGES: json.dumps([{"role": "user", "parts": [{"type": "text", "content": "q"}]}]),
+            ga.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+                [{"role": "assistant", "parts": [{"type": "text", "content": "a"}], "finish_reason": "stop"}]
+            ),
+        },
+    )
     rec = record(attributes={ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_REQUEST_MODEL: "m"}, events=(details,))
     entities = map_trace_part([rec]).entities
     generation = only(entities, "generation")
@@ -285,8 +373,15 @@ def test_operation_details_event_is_read_and_not_repeated_as_event() -> None:
 def test_tool_message_event_and_legacy_content_events() -> None:
     events = (
         EventRecord("gen_ai.user.message", 1, {"content": "hi"}),
-        EventRecord("gen_ai.assistant.message", 2, {"tool_calls": json.dumps(
-            [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}])}),
+        EventRecord(
+            "gen_ai.assistant.message",
+            2,
+            {
+                "tool_calls": json.dumps(
+                    [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]
+                )
+            },
+        ),
         EventRecord("gen_ai.tool.message", 3, {"content": "42", "id": "t1"}),
     )
     rec = record(attributes={ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_REQUEST_MODEL: "m"}, events=events)
@@ -294,10 +389,17 @@ def test_tool_message_event_and_legacy_content_events() -> None:
     assert [m["role"] for m in generation["messages"]] == ["user", "assistant", "tool"]
     assert generation["messages"][2]["tool_call_id"] == "t1"
 
-    legacy = record(attributes={ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_REQUEST_MODEL: "m"}, events=(
-        EventRecord("gen_ai.content.prompt", 1, {"gen_ai.prompt": json.dumps([{"role": "user", "content": "p"}])}),
-        EventRecord("gen_ai.content.completion", 2, {"gen_ai.completion": json.dumps([{"role": "assistant", "content": "c"}])}),
-    ))
+    legacy = record(
+        attributes={ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_REQUEST_MODEL: "m"},
+        events=(
+            EventRecord("gen_ai.content.prompt", 1, {"gen_ai.prompt": json.dumps([{"role": "user", "content": "p"}])}),
+            EventRecord(
+                "gen_ai.content.completion",
+                2,
+                {"gen_ai.completion": json.dumps([{"role": "assistant", "content": "c"}])},
+            ),
+        ),
+    )
     generation = only(map_trace_part([legacy]).entities, "generation")
     assert generation["messages"] == [{"role": "user", "content": "p"}]
     assert generation["result"]["choices"][0]["message"]["content"] == "c"
@@ -312,49 +414,94 @@ def test_usage_from_deprecated_keys_only_is_not_lost() -> None:
 
 
 def test_usage_current_keys_win_and_explicit_total_is_kept() -> None:
-    usage = read_usage(record(attributes={
-        ga.GEN_AI_USAGE_INPUT_TOKENS: 10, ga.GEN_AI_USAGE_PROMPT_TOKENS: 99, ga.GEN_AI_USAGE_OUTPUT_TOKENS: 2,
-        "gen_ai.usage.total_tokens": 13, ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 4,
-        ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 1,
-    }))
+    usage = read_usage(
+        record(
+            attributes={
+                ga.GEN_AI_USAGE_INPUT_TOKENS: 10,
+                ga.GEN_AI_USAGE_PROMPT_TOKENS: 99,
+                ga.GEN_AI_USAGE_OUTPUT_TOKENS: 2,
+                "gen_ai.usage.total_tokens": 13,
+                ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 4,
+                ga.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: 1,
+            }
+        )
+    )
     assert usage_object(usage) == {"prompt_tokens": 10, "completion_tokens": 2, "total_tokens": 13}
     assert usage.details == {"cache_read_input_tokens": 4, "reasoning_output_tokens": 1}
 
 
 def test_usage_refuses_bool_and_negative_counts() -> None:
-    assert read_usage(record(attributes={ga.GEN_AI_USAGE_INPUT_TOKENS: True, ga.GEN_AI_USAGE_OUTPUT_TOKENS: -3})) is None
+    assert (
+        read_usage(record(attributes={ga.GEN_AI_USAGE_INPUT_TOKENS: True, ga.GEN_AI_USAGE_OUTPUT_TOKENS: -3})) is None
+    )
 
 
 def test_cache_and_reasoning_counts_become_metrics() -> None:
-    rec = record(attributes={ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_REQUEST_MODEL: "m",
-                             ga.GEN_AI_USAGE_INPUT_TOKENS: 10, ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 4})
+    rec = record(
+        attributes={
+            ga.GEN_AI_OPERATION_NAME: "chat",
+            ga.GEN_AI_REQUEST_MODEL: "m",
+            ga.GEN_AI_USAGE_INPUT_TOKENS: 10,
+            ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 4,
+        }
+    )
     generation = only(map_trace_part([rec]).entities, "generation")
     assert generation["metrics"] == {"cache_read_input_tokens": 4}
     assert generation["result"]["usage"] == {"prompt_tokens": 10, "completion_tokens": 0, "total_tokens": 10}
 
 
 def test_params_use_maxims_names_and_keep_other_names() -> None:
-    params = genai_params({
-        ga.GEN_AI_REQUEST_MODEL: "m", ga.GEN_AI_REQUEST_TEMPERATURE: 0.1, ga.GEN_AI_REQUEST_TOP_P: 0.5,
-        ga.GEN_AI_REQUEST_MAX_TOKENS: 9, ga.GEN_AI_REQUEST_FREQUENCY_PENALTY: 0.2,
-        ga.GEN_AI_REQUEST_PRESENCE_PENALTY: 0.3, ga.GEN_AI_REQUEST_TOP_K: 40,
-        ga.GEN_AI_REQUEST_STOP_SEQUENCES: ["\n"], ga.GEN_AI_REQUEST_SEED: 1, ga.GEN_AI_OPENAI_REQUEST_SEED: 2,
-    })
-    assert params == {"temperature": 0.1, "topP": 0.5, "maxTokens": 9, "frequencyPenalty": 0.2,
-                      "presencePenalty": 0.3, "top_k": 40, "stop_sequences": ["\n"], "seed": 1}
+    params = genai_params(
+        {
+            ga.GEN_AI_REQUEST_MODEL: "m",
+            ga.GEN_AI_REQUEST_TEMPERATURE: 0.1,
+            ga.GEN_AI_REQUEST_TOP_P: 0.5,
+            ga.GEN_AI_REQUEST_MAX_TOKENS: 9,
+            ga.GEN_AI_REQUEST_FREQUENCY_PENALTY: 0.2,
+            ga.GEN_AI_REQUEST_PRESENCE_PENALTY: 0.3,
+            ga.GEN_AI_REQUEST_TOP_K: 40,
+            ga.GEN_AI_REQUEST_STOP_SEQUENCES: ["\n"],
+            ga.GEN_AI_REQUEST_SEED: 1,
+            ga.GEN_AI_OPENAI_REQUEST_SEED: 2,
+        }
+    )
+    assert params == {
+        "temperature": 0.1,
+        "topP": 0.5,
+        "maxTokens": 9,
+        "frequencyPenalty": 0.2,
+        "presencePenalty": 0.3,
+        "top_k": 40,
+        "stop_sequences": ["\n"],
+        "seed": 1,
+    }
 
 
 def test_text_completion_uses_the_text_result_shape() -> None:
-    result = completion_result(response_id="r", created=1, model="m", choices=[Choice(0, "done")], finish_reasons=["stop"],
-                               usage=Usage(1, 2), error=None, text_completion=True)
+    result = completion_result(
+        response_id="r",
+        created=1,
+        model="m",
+        choices=[Choice(0, "done")],
+        finish_reasons=["stop"],
+        usage=Usage(1, 2),
+        error=None,
+        text_completion=True,
+    )
     assert result["object"] == "text_completion"
     assert result["choices"] == [{"index": 0, "text": "done", "logprobs": None, "finish_reason": "stop"}]
 
 
 def test_span_level_finish_reasons_fill_choices() -> None:
-    rec = record(attributes={ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_REQUEST_MODEL: "m",
-                             ga.GEN_AI_RESPONSE_FINISH_REASONS: ("length",), ga.GEN_AI_RESPONSE_ID: "resp-1",
-                             ga.GEN_AI_OUTPUT_MESSAGES: json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "a"}]}])})
+    rec = record(
+        attributes={
+            ga.GEN_AI_OPERATION_NAME: "chat",
+            ga.GEN_AI_REQUEST_MODEL: "m",
+            ga.GEN_AI_RESPONSE_FINISH_REASONS: ("length",),
+            ga.GEN_AI_RESPONSE_ID: "resp-1",
+            ga.GEN_AI_OUTPUT_MESSAGES: json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "a"}]}]),
+        }
+    )
     result = only(map_trace_part([rec]).entities, "generation")["result"]
     assert result["id"] == "resp-1"
     assert result["choices"][0]["finish_reason"] == "length"
@@ -365,7 +512,9 @@ def test_span_level_finish_reasons_fill_choices() -> None:
 
 
 def test_error_from_status_error_type_and_exception() -> None:
-    exception = EventRecord("exception", 5, {"exception.type": "ValueError", "exception.message": "bad", "exception.stacktrace": "tb"})
+    exception = EventRecord(
+        "exception", 5, {"exception.type": "ValueError", "exception.message": "bad", "exception.stacktrace": "tb"}
+    )
     info = error_info(record(status_code=StatusCode.ERROR, events=(exception,)))
     assert (info.message, info.type, info.stacktrace) == ("bad", "ValueError", "tb")
     assert error_info(record(attributes={"error.type": "timeout"})).message == "timeout"
@@ -375,8 +524,13 @@ def test_error_from_status_error_type_and_exception() -> None:
 
 def test_span_error_has_stable_error_id_and_tool_error_shape() -> None:
     span = record(status_code=StatusCode.ERROR, status_message="boom")
-    tool = record("c0ffee0000000001", parent=span.span_id, status_code=StatusCode.ERROR, status_message="tool failed",
-                  attributes={ga.GEN_AI_OPERATION_NAME: "execute_tool", ga.GEN_AI_TOOL_NAME: "t"})
+    tool = record(
+        "c0ffee0000000001",
+        parent=span.span_id,
+        status_code=StatusCode.ERROR,
+        status_message="tool failed",
+        attributes={ga.GEN_AI_OPERATION_NAME: "execute_tool", ga.GEN_AI_TOOL_NAME: "t"},
+    )
     entities = map_trace_part([span, tool]).entities
     assert only(entities, "span")["error"] == {"errorId": "b7ad6b7169203331-error", "errorMessage": "boom"}
     assert only(entities, "toolCall")["error"] == {"errorMessage": "tool failed"}
@@ -391,7 +545,7 @@ def test_handled_exception_event_becomes_an_event_entity() -> None:
     assert "error" not in only(entities, "span")
 
 
-# --- trace, session, tool and retrieval fields --------------------------------------------------------------------------
+# --- trace, session, tool and retrieval fields -------------------------------------------------------------
 
 
 def test_session_from_resource_and_user_tag() -> None:
@@ -402,8 +556,15 @@ def test_session_from_resource_and_user_tag() -> None:
     assert trace["sessionId"] == "s-1" and trace["tags"] == {"user.id": "u-1"}
 
 
-@pytest.mark.parametrize("key", ["session.id", ga.GEN_AI_CONVERSATION_ID, "traceloop.association.properties.session_id",
-                                 "ai.telemetry.metadata.sessionId"])
+@pytest.mark.parametrize(
+    "key",
+    [
+        "session.id",
+        ga.GEN_AI_CONVERSATION_ID,
+        "traceloop.association.properties.session_id",
+        "ai.telemetry.metadata.sessionId",
+    ],
+)
 def test_every_session_key_is_read(key: str) -> None:
     entities = map_trace_part([record(attributes={key: "sess"})]).entities
     assert only(entities, "trace")["sessionId"] == "sess"

@@ -61,7 +61,9 @@ class SpanRecorder:
         error: str | None = None,
     ) -> Iterator[trace.Span]:
         """A span from `start_ms` to `end_ms` (after BASE_NS), current inside the block."""
-        span = self.tracer.start_span(name, kind=kind, attributes=dict(attributes or {}), start_time=BASE_NS + start_ms * MS)
+        span = self.tracer.start_span(
+            name, kind=kind, attributes=dict(attributes or {}), start_time=BASE_NS + start_ms * MS
+        )
         with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
             yield span
         if error is not None:

@@ -9,4 +9,4 @@ from __future__ import annotations
 from maxim_otel_bridge.mapping.options import MappedPart, MappingOptions, Placement
 from maxim_otel_bridge.mapping.part import map_trace_part
 
-__all__ = ["MappingOptions", "Placement", "MappedPart", "map_trace_part"]
+__all__ = ["MappedPart", "MappingOptions", "Placement", "map_trace_part"]

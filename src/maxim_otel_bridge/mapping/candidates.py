@@ -14,7 +14,7 @@ from typing import Any
 
 from maxim_otel_bridge.record import SpanRecord
 
-__all__ = ["Choice", "Usage", "ToolInfo", "RetrievalInfo", "Convention", "Reader"]
+__all__ = ["Choice", "Convention", "Reader", "RetrievalInfo", "ToolInfo", "Usage"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,9 @@ class Usage:
     details: Mapping[str, float] = field(default_factory=dict)
 
     def is_empty(self) -> bool:
-        return self.input_tokens is None and self.output_tokens is None and self.total_tokens is None and not self.details
+        return (
+            self.input_tokens is None and self.output_tokens is None and self.total_tokens is None and not self.details
+        )
 
 
 @dataclass(frozen=True, slots=True)

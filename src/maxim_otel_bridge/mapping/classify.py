@@ -8,15 +8,15 @@ from typing import Any
 from maxim_otel_bridge.record import SpanRecord
 
 __all__ = [
-    "SPAN",
-    "GENERATION",
-    "TOOL_CALL",
-    "RETRIEVAL",
     "ENTITY_OVERRIDE_KEY",
+    "GENERATION",
     "LEAF_TYPES",
+    "RETRIEVAL",
+    "SPAN",
+    "TOOL_CALL",
     "classify",
-    "operation_name",
     "is_embedding",
+    "operation_name",
 ]
 
 SPAN = "span"
@@ -30,8 +30,14 @@ LEAF_TYPES = frozenset({GENERATION, TOOL_CALL, RETRIEVAL})
 ENTITY_OVERRIDE_KEY = "maxim.entity.type"
 """Set this attribute to `span`, `generation`, `toolCall` or `retrieval` to choose the entity yourself."""
 
-_OVERRIDES = {SPAN: SPAN, GENERATION: GENERATION, "toolcall": TOOL_CALL, "tool_call": TOOL_CALL,
-              "tool": TOOL_CALL, RETRIEVAL: RETRIEVAL}
+_OVERRIDES = {
+    SPAN: SPAN,
+    GENERATION: GENERATION,
+    "toolcall": TOOL_CALL,
+    "tool_call": TOOL_CALL,
+    "tool": TOOL_CALL,
+    RETRIEVAL: RETRIEVAL,
+}
 
 _GENERATION_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "completion", "generate"})
 _EMBEDDING_OPERATIONS = frozenset({"embeddings", "embedding", "embed"})

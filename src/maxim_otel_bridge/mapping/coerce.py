@@ -13,14 +13,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 __all__ = [
-    "coerce_int",
+    "JsonParse",
     "coerce_float",
+    "coerce_int",
+    "coerce_list",
+    "coerce_mapping",
     "coerce_str",
     "coerce_str_list",
-    "coerce_mapping",
-    "coerce_list",
     "parse_json",
-    "JsonParse",
 ]
 
 
@@ -108,7 +108,7 @@ def coerce_list(value: Any) -> list[Any] | None:
 class JsonParse:
     """The outcome of parsing a JSON text: `ok` and `value`, or not ok with the raw text kept."""
 
-    __slots__ = ("ok", "value", "raw")
+    __slots__ = ("ok", "raw", "value")
 
     def __init__(self, ok: bool, value: Any, raw: str) -> None:
         self.ok = ok

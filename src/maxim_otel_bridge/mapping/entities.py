@@ -27,18 +27,18 @@ from maxim_otel_bridge.mapping.values import tag_value
 from maxim_otel_bridge.record import SpanRecord
 
 __all__ = [
-    "TAG_PREFIX",
+    "BUILDERS",
     "PROVIDER_ORIGINAL_TAG",
+    "TAG_PREFIX",
     "UNKNOWN_MODEL",
     "Where",
-    "span_entity",
     "generation_entity",
-    "tool_call_entity",
-    "retrieval_entity",
-    "trace_entity",
-    "session_entity",
     "placeholder_span_entity",
-    "BUILDERS",
+    "retrieval_entity",
+    "session_entity",
+    "span_entity",
+    "tool_call_entity",
+    "trace_entity",
 ]
 
 TAG_PREFIX = "maxim.tag."
@@ -64,7 +64,7 @@ def user_tags(attributes: Mapping[str, Any]) -> dict[str, str]:
     for key in sorted(attributes):
         if key.startswith(TAG_PREFIX) and len(key) > len(TAG_PREFIX):
             value = attributes[key]
-            tags[key[len(TAG_PREFIX):]] = tag_value(value) or ""
+            tags[key[len(TAG_PREFIX) :]] = tag_value(value) or ""
     # OpenInference `tag.tags` is a list of labels: each becomes a tag with an empty value.
     for label in coerce_str_list(attributes.get("tag.tags")) or ():
         tags.setdefault(label, "")
@@ -155,7 +155,7 @@ def _tool_name(record: SpanRecord) -> str:
     name = record.name or ""
     for prefix in ("execute_tool ", "running tool "):
         if name.startswith(prefix) and len(name) > len(prefix):
-            return name[len(prefix):]
+            return name[len(prefix) :]
     return name or "tool"
 
 

@@ -9,7 +9,7 @@ from maxim_otel_bridge.mapping.coerce import coerce_str
 from maxim_otel_bridge.mapping.ids import error_id
 from maxim_otel_bridge.record import EventRecord, SpanRecord, StatusCode
 
-__all__ = ["EXCEPTION_EVENT", "ErrorInfo", "error_info", "span_error", "leaf_error", "result_error"]
+__all__ = ["EXCEPTION_EVENT", "ErrorInfo", "error_info", "leaf_error", "result_error", "span_error"]
 
 EXCEPTION_EVENT = "exception"
 

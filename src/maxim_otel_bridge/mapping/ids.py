@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, timezone
 
-__all__ = ["is_valid_id", "error_id", "event_id", "tool_call_id", "iso_timestamp", "unix_seconds"]
+__all__ = ["error_id", "event_id", "is_valid_id", "iso_timestamp", "tool_call_id", "unix_seconds"]
 
 _ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]+$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

@@ -16,15 +16,15 @@ from maxim_otel_bridge.mapping.ids import tool_call_id
 from maxim_otel_bridge.mapping.values import to_json_text, to_text
 
 __all__ = [
-    "normalize_role",
-    "normalize_finish_reason",
-    "make_tool_call",
+    "genai_choices",
     "genai_messages",
     "genai_system_instructions",
-    "genai_choices",
+    "make_tool_call",
+    "normalize_finish_reason",
+    "normalize_role",
+    "openai_choice",
     "openai_message",
     "openai_messages",
-    "openai_choice",
     "text_of_messages",
 ]
 
@@ -143,10 +143,10 @@ class _PartsReader:
         elif kind == "tool_call_response":
             # The spec names the payload `response`; Pydantic AI emits `result`.
             payload = part.get("response", part.get("result"))
-            result = {"role": "tool", "content": to_text(payload) if payload is not None else ""}
-            call_id = coerce_str(part.get("id"))
-            if call_id is not None:
-                result["tool_call_id"] = call_id
+            result: dict[str, Any] = {"role": "tool", "content": to_text(payload) or ""}
+            answered_id = coerce_str(part.get("id"))
+            if answered_id is not None:
+                result["tool_call_id"] = answered_id
             self.tool_results.append(result)
         else:
             image = _image_item(part)
@@ -156,9 +156,8 @@ class _PartsReader:
     def content(self) -> str | list[dict[str, Any]] | None:
         if not self.items:
             return None
-        if all(item["type"] == "text" for item in self.items):
-            if len(self.items) == 1:
-                return self.items[0]["text"]
+        if len(self.items) == 1 and self.items[0]["type"] == "text":
+            return self.items[0]["text"]
         return list(self.items)
 
     def text(self) -> str | None:
@@ -262,7 +261,9 @@ def _openai_tool_calls(value: Any, span_id: str, message_index: int) -> list[dic
     for index, call in enumerate(items or ()):
         if not isinstance(call, Mapping):
             continue
-        function = call.get("function") if isinstance(call.get("function"), Mapping) else {}
+        function = call.get("function")
+        if not isinstance(function, Mapping):
+            function = {}
         name = function.get("name", call.get("name"))
         arguments = function.get("arguments", call.get("arguments"))
         call_id = coerce_str(call.get("id")) or tool_call_id(span_id, message_index, index)
@@ -280,7 +281,11 @@ def _openai_content(content: Any) -> str | list[dict[str, Any]] | None:
                 items.append({"type": "text", "text": part})
             elif isinstance(part, Mapping) and part.get("type") == "text" and isinstance(part.get("text"), str):
                 items.append({"type": "text", "text": part["text"]})
-            elif isinstance(part, Mapping) and part.get("type") == "image_url" and isinstance(part.get("image_url"), Mapping):
+            elif (
+                isinstance(part, Mapping)
+                and part.get("type") == "image_url"
+                and isinstance(part.get("image_url"), Mapping)
+            ):
                 url = part["image_url"].get("url")
                 if isinstance(url, str):
                     items.append({"type": "image_url", "image_url": {"url": url}})
@@ -296,7 +301,10 @@ def openai_message(message: Any, span_id: str, message_index: int, role: str | N
     """A Maxim message from an OpenAI-shaped message (role taken from `role` when the source implies it)."""
     if not isinstance(message, Mapping):
         return {"role": role or "user", "content": to_text(message)}
-    out: dict[str, Any] = {"role": normalize_role(role or message.get("role")), "content": _openai_content(message.get("content"))}
+    out: dict[str, Any] = {
+        "role": normalize_role(role or message.get("role")),
+        "content": _openai_content(message.get("content")),
+    }
     calls = _openai_tool_calls(message.get("tool_calls"), span_id, message_index)
     if calls:
         out["tool_calls"] = calls
@@ -345,7 +353,9 @@ def text_of_messages(messages: Sequence[Mapping[str, Any]], role: str | None = N
         if isinstance(content, str):
             return content
         if isinstance(content, list):
-            texts = [item.get("text", "") for item in content if isinstance(item, Mapping) and item.get("type") == "text"]
+            texts = [
+                item.get("text", "") for item in content if isinstance(item, Mapping) and item.get("type") == "text"
+            ]
             if texts:
                 return "\n".join(texts)
     return None

@@ -7,7 +7,7 @@ from typing import Any
 
 from maxim_otel_bridge.record import SpanKind, SpanRecord
 
-__all__ = ["entity_metadata", "KIND_NAMES"]
+__all__ = ["KIND_NAMES", "entity_metadata"]
 
 KIND_NAMES = {
     SpanKind.UNSPECIFIED: "unspecified",
@@ -28,9 +28,7 @@ def entity_metadata(
 
     The resource is included only when the trace's own metadata does not already hold the same one.
     """
-    metadata: dict[str, Any] = {
-        key: value for key, value in sorted(record.attributes.items()) if not consumed(key)
-    }
+    metadata: dict[str, Any] = {key: value for key, value in sorted(record.attributes.items()) if not consumed(key)}
     metadata["otel.span_kind"] = KIND_NAMES.get(record.kind, str(record.kind))
     if record.scope_name:
         metadata["otel.scope.name"] = record.scope_name
@@ -40,7 +38,11 @@ def entity_metadata(
         metadata["otel.status_description"] = record.status_message
     if record.links:
         metadata["otel.links"] = [
-            {"trace_id": link.trace_id, "span_id": link.span_id, **({"attributes": dict(link.attributes)} if link.attributes else {})}
+            {
+                "trace_id": link.trace_id,
+                "span_id": link.span_id,
+                **({"attributes": dict(link.attributes)} if link.attributes else {}),
+            }
             for link in record.links
         ]
     if include_resource and isinstance(record.resource, Mapping) and record.resource:

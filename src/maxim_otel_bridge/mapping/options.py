@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from maxim_otel_bridge.schema import PROVIDERS
 
-__all__ = ["MappingOptions", "Placement", "MappedPart", "DEFAULT_MAX_VALUE_CHARS", "DEFAULT_UNKNOWN_PROVIDER"]
+__all__ = ["DEFAULT_MAX_VALUE_CHARS", "DEFAULT_UNKNOWN_PROVIDER", "MappedPart", "MappingOptions", "Placement"]
 
 DEFAULT_MAX_VALUE_CHARS = 100_000
 """Large enough for long prompts, small enough that one entity stays far below Maxim's ~1 MB per log."""

@@ -25,7 +25,7 @@ def genai_params(attributes: Mapping[str, Any]) -> dict[str, Any] | None:
     params: dict[str, Any] = {}
     for prefix in _PREFIXES:  # the generic prefix first: it wins over a vendor-specific duplicate
         for key in sorted(attributes):
-            suffix = key[len(prefix):] if key.startswith(prefix) else ""
+            suffix = key[len(prefix) :] if key.startswith(prefix) else ""
             if suffix and suffix not in _NOT_PARAMS:
                 params.setdefault(PARAM_NAMES.get(suffix, suffix), attributes[key])
     return params or None

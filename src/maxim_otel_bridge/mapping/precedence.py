@@ -10,25 +10,25 @@ from dataclasses import replace
 from typing import Any
 
 from maxim_otel_bridge.mapping.candidates import Convention, RetrievalInfo, ToolInfo, Usage
-from maxim_otel_bridge.mapping.conventions.generic import GENERIC
 from maxim_otel_bridge.mapping.conventions.genai import GENAI
 from maxim_otel_bridge.mapping.conventions.genai_events import DETAILS_EVENT, LEGACY_CONTENT_EVENTS, MESSAGE_EVENTS
+from maxim_otel_bridge.mapping.conventions.generic import GENERIC
 from maxim_otel_bridge.mapping.conventions.traceloop import TRACELOOP
 from maxim_otel_bridge.mapping.conventions.vercel import VERCEL
 from maxim_otel_bridge.mapping.usage import merge_usage
 from maxim_otel_bridge.record import SpanRecord
 
 __all__ = [
-    "PRECEDENCE",
     "ALL_CONVENTIONS",
-    "first",
-    "read_usage",
-    "read_tool",
-    "read_retrieval",
-    "read_session_id",
-    "read_user_id",
+    "PRECEDENCE",
     "consumed_attribute",
     "consumed_event_names",
+    "first",
+    "read_retrieval",
+    "read_session_id",
+    "read_tool",
+    "read_usage",
+    "read_user_id",
 ]
 
 PRECEDENCE: dict[str, tuple[Convention, ...]] = {
@@ -128,4 +128,3 @@ def consumed_event_names() -> frozenset[str]:
     for convention in ALL_CONVENTIONS:
         names |= convention.consumed_events
     return frozenset(names)
-

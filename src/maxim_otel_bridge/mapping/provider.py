@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from maxim_otel_bridge.schema import PROVIDERS
 
-__all__ = ["PROVIDER_ALIASES", "normalize_provider", "ProviderChoice"]
+__all__ = ["PROVIDER_ALIASES", "ProviderChoice", "normalize_provider"]
 
 PROVIDER_ALIASES: dict[str, str] = {
     # OpenTelemetry GenAI `gen_ai.provider.name` / deprecated `gen_ai.system` well-known values.
@@ -48,7 +48,7 @@ PROVIDER_ALIASES: dict[str, str] = {
 class ProviderChoice:
     """A normalized provider and, when it was not recognized, the original value."""
 
-    __slots__ = ("provider", "original")
+    __slots__ = ("original", "provider")
 
     def __init__(self, provider: str, original: str | None) -> None:
         self.provider = provider

@@ -8,7 +8,7 @@ from maxim_otel_bridge.mapping.candidates import Choice, Usage
 from maxim_otel_bridge.mapping.errors import ErrorInfo, result_error
 from maxim_otel_bridge.mapping.usage import usage_object
 
-__all__ = ["UNKNOWN_FINISH_REASON", "finish_reason_for", "completion_result"]
+__all__ = ["UNKNOWN_FINISH_REASON", "completion_result", "finish_reason_for"]
 
 UNKNOWN_FINISH_REASON = "unknown"
 """Sent when no source states why the model stopped (Maxim requires a value; guessing `stop` would lie)."""
@@ -46,7 +46,9 @@ def completion_result(
     for position, choice in enumerate(choices):
         reason = finish_reason_for(choice, position, finish_reasons, failed)
         if text_completion:
-            shaped.append({"index": choice.index, "text": choice.content or "", "logprobs": None, "finish_reason": reason})
+            shaped.append(
+                {"index": choice.index, "text": choice.content or "", "logprobs": None, "finish_reason": reason}
+            )
             continue
         message: dict = {"role": "assistant", "content": choice.content}
         if choice.tool_calls:

@@ -8,7 +8,7 @@ from typing import Any
 from maxim_otel_bridge.mapping.candidates import Usage
 from maxim_otel_bridge.mapping.coerce import coerce_float, coerce_int
 
-__all__ = ["usage_from", "merge_usage", "usage_object"]
+__all__ = ["merge_usage", "usage_from", "usage_object"]
 
 
 def _first_int(attributes: Mapping[str, Any], keys: Iterable[str]) -> int | None:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["TRUNCATION_MARKER", "truncate_text", "bound_value", "to_json_text", "to_text", "tag_value"]
+__all__ = ["TRUNCATION_MARKER", "bound_value", "tag_value", "to_json_text", "to_text", "truncate_text"]
 
 TRUNCATION_MARKER = "...[truncated {dropped} chars]"
 """Appended to a string cut at the limit; `dropped` is how many characters were removed."""

@@ -12,13 +12,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from maxim_otel_bridge.mapping.candidates import Choice, Convention
-from maxim_otel_bridge.mapping.coerce import coerce_mapping
+from maxim_otel_bridge.mapping.coerce import coerce_list, coerce_mapping
 from maxim_otel_bridge.mapping.conventions.genai import OUTPUT_MESSAGES, read_genai_messages
 from maxim_otel_bridge.mapping.messages import genai_choices, openai_choice, openai_message, openai_messages
-from maxim_otel_bridge.mapping.coerce import coerce_list
 from maxim_otel_bridge.record import EventRecord, SpanRecord
 
-__all__ = ["DETAILS_EVENT", "MESSAGE_EVENTS", "LEGACY_CONTENT_EVENTS", "event_payload"]
+__all__ = ["DETAILS_EVENT", "LEGACY_CONTENT_EVENTS", "MESSAGE_EVENTS", "event_payload"]
 
 DETAILS = "gen_ai.client.inference.operation.details"
 MESSAGE_ROLES = {

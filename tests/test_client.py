@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from email.utils import format_datetime
 from datetime import datetime, timezone
+from email.utils import format_datetime
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
-
 from fakes.batch_sink import BatchSink, CannedResponse, reject_entity_ids
+
 from maxim_otel_bridge.client import ClientOptions, MaximClient, SendResult, split_batches
 from maxim_otel_bridge.config import Destination
 from maxim_otel_bridge.deadletter import read_dead_letters
@@ -315,9 +315,12 @@ def test_schema_invalid_entity_rejected_by_the_server_is_dead_lettered(tmp_path:
 
 
 def test_without_a_dead_letter_file_refused_entities_are_logged(caplog: pytest.LogCaptureFixture) -> None:
-    with BatchSink(decide=reject_entity_ids(["b"])) as sink, make_client(sink) as client:
-        with caplog.at_level(logging.WARNING, logger="maxim_otel_bridge.client"):
-            result = client.send(traces("a", "b"))
+    with (
+        BatchSink(decide=reject_entity_ids(["b"])) as sink,
+        make_client(sink) as client,
+        caplog.at_level(logging.WARNING, logger="maxim_otel_bridge.client"),
+    ):
+        result = client.send(traces("a", "b"))
     assert result.dead_lettered == ("b",)
     assert any("b" in r.getMessage() and "no dead-letter file" in r.getMessage() for r in caplog.records)
 

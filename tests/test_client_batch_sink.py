@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import httpx
 import pytest
-
 from fakes.batch_sink import BATCH_PATH, BatchSink, CannedResponse, reject_entity_ids
 
 

@@ -10,13 +10,13 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from fakes.batch_sink import BatchSink, CannedResponse
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExportResult
 from opentelemetry.trace import NonRecordingSpan, SpanContext, Status, StatusCode, TraceFlags
 
-from fakes.batch_sink import BatchSink, CannedResponse
 from maxim_otel_bridge import MaximSpanExporter
 from maxim_otel_bridge.config import ConfigError
 from maxim_otel_bridge.deadletter import read_dead_letters
@@ -34,7 +34,11 @@ def sink() -> Iterator[BatchSink]:
 def make_exporter(sink: BatchSink, tmp_path: Path, **options: object) -> MaximSpanExporter:
     options.setdefault("dead_letter_path", tmp_path / "dead.jsonl")
     return MaximSpanExporter(
-        api_key=API_KEY, repo_id="repo-e2e", base_url=sink.url, environ={}, **options  # type: ignore[arg-type]
+        api_key=API_KEY,
+        repo_id="repo-e2e",
+        base_url=sink.url,
+        environ={},
+        **options,  # type: ignore[arg-type]
     )
 
 
@@ -83,7 +87,12 @@ def run_agent(tracer: trace.Tracer) -> dict[str, str]:
                         {
                             "role": "assistant",
                             "parts": [
-                                {"type": "tool_call", "id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+                                {
+                                    "type": "tool_call",
+                                    "id": "call_1",
+                                    "name": "get_weather",
+                                    "arguments": {"city": "Paris"},
+                                }
                             ],
                             "finish_reason": "tool_call",
                         }
@@ -316,9 +325,8 @@ def test_error_status_reaches_maxim(sink: BatchSink, tmp_path: Path) -> None:
     exporter = make_exporter(sink, tmp_path)
     provider = provider_with(exporter)
     tracer = provider.get_tracer("test")
-    with tracer.start_as_current_span("agent") as agent:
-        with tracer.start_as_current_span("step") as step:
-            step.set_status(Status(StatusCode.ERROR, "tool exploded"))
+    with tracer.start_as_current_span("agent") as agent, tracer.start_as_current_span("step") as step:
+        step.set_status(Status(StatusCode.ERROR, "tool exploded"))
     provider.shutdown()
     got = sink.entities_by_id()
     assert got[hex_span(step)]["spanId"] == hex_span(agent)

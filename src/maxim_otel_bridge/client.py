@@ -255,15 +255,20 @@ class MaximClient:
             if status is None or status in RETRYABLE_STATUSES:
                 if answer.retry_after is not None:
                     run.retry_after = answer.retry_after
-                wait = answer.retry_after if answer.retry_after is not None else self.options.backoff.delay(
-                    attempt, self._random
+                wait = (
+                    answer.retry_after
+                    if answer.retry_after is not None
+                    else self.options.backoff.delay(attempt, self._random)
                 )
                 if self._interrupted.is_set() or self._clock() + wait > run.deadline:
                     self._give_up(chunk, run)
                     return
                 logger.warning(
                     "sending %d entities to Maxim failed (%s); retry %d in %.2fs",
-                    len(chunk), _short(run.last_error), attempt + 1, wait,
+                    len(chunk),
+                    _short(run.last_error),
+                    attempt + 1,
+                    wait,
                 )
                 self._sleep(wait)
                 if self._interrupted.is_set():
@@ -302,7 +307,8 @@ class MaximClient:
         logger.error(
             "Maxim refused the API key for log repository %r (HTTP %d): check MAXIM_API_KEY and "
             "MAXIM_LOG_REPO_ID; not retrying",
-            self.destination.repo_id, status,
+            self.destination.repo_id,
+            status,
         )
 
     def _post(self, chunk: list[_Item], run: _Run) -> _Answer:
@@ -338,7 +344,10 @@ class MaximClient:
         for letter in letters:
             logger.warning(
                 "Maxim refused %s %s: %s (%s)",
-                letter.entity.get("type"), letter.entity.get("id"), _short(letter.reason), where,
+                letter.entity.get("type"),
+                letter.entity.get("id"),
+                _short(letter.reason),
+                where,
             )
         if self._dead_letters is not None:
             self._dead_letters.write(letters)

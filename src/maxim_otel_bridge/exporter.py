@@ -139,7 +139,9 @@ class MaximSpanExporter(SpanExporter):
         self._destination = Destination.resolve(api_key, repo_id, base_url, environ=env)
 
         def pick(value: Any, name: str, default: Any, kind: type) -> Any:
-            return value if value is not None else _env_number(env, name, default, kind, allow_zero=name == ENV_TRACE_WAIT)
+            return (
+                value if value is not None else _env_number(env, name, default, kind, allow_zero=name == ENV_TRACE_WAIT)
+            )
 
         self._buffer_options = BufferOptions(
             trace_wait=pick(trace_wait, ENV_TRACE_WAIT, 5.0, float),
@@ -356,15 +358,18 @@ class MaximSpanExporter(SpanExporter):
     def _bury(self, entities: Sequence[Mapping[str, Any]], reason: str) -> None:
         """Entities that will not be sent: to the dead-letter file (or the log), never silently lost."""
         if self._dead_letters is not None and self._dead_letters.write(DeadLetter(e, reason) for e in entities):
-            logger.error("%d entities not delivered (%s): written to %s", len(entities), reason, self._dead_letters.path)
+            logger.error(
+                "%d entities not delivered (%s): written to %s", len(entities), reason, self._dead_letters.path
+            )
             return
         logger.error(
             "%d entities not delivered (%s) and no dead-letter file took them: %s",
-            len(entities), reason, ", ".join(str(e.get("id")) for e in entities[:20]),
+            len(entities),
+            reason,
+            ", ".join(str(e.get("id")) for e in entities[:20]),
         )
 
 
 def _record_letter(record: SpanRecord) -> dict[str, Any]:
     """A span the mapping could not handle, kept whole so it can be replayed once the mapping is fixed."""
     return {"type": "spanRecord", "id": record.span_id, "record": record.to_json_obj()}
-

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import email.utils
 import math
-from datetime import timezone
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timezone
 
 __all__ = [
     "RETRYABLE_STATUSES",

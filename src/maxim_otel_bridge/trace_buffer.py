@@ -66,7 +66,9 @@ class _Group:
 class TraceBuffer:
     """Thread-safe. `add` from the exporting thread; `take_ready` from whoever ships."""
 
-    def __init__(self, options: BufferOptions = BufferOptions(), *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, options: BufferOptions = BufferOptions(), *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.options = options
         self._clock = clock
         self._lock = threading.Lock()

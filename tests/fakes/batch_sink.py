@@ -15,6 +15,7 @@ Only requests answered 2xx count as stored (`entities()`), the way Maxim only st
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import socket
@@ -240,10 +241,8 @@ class BatchSink:
         with self._lock:
             connections = list(self._connections)
         for conn in connections:
-            try:
+            with contextlib.suppress(OSError):  # already closed by the client
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if thread is not None:
             thread.join(timeout=5)
 
@@ -334,9 +333,7 @@ class BatchSink:
 
         reply = self._decide(pending, method, path, headers, parse_error)
         with self._changed:
-            self._requests.append(
-                ReceivedRequest(method, path, headers, raw, body, problems, reply.status)
-            )
+            self._requests.append(ReceivedRequest(method, path, headers, raw, body, problems, reply.status))
             self._changed.notify_all()
         return reply
 

@@ -163,6 +163,10 @@ def test_end_to_end_agent_tree_through_the_batch_span_processor(sink: BatchSink,
     assert order.index(ids["trace"]) < order.index(ids["agent"]) < order.index(ids["chat"])
     assert order.index(ids["agent"]) < order.index(ids["tool"])
     assert not (tmp_path / "dead.jsonl").exists()
+    stats = exporter.stats
+    assert (stats.spans_received, stats.spans_buffered, stats.entities_pending) == (3, 0, 0)
+    assert stats.entities_delivered == len(sink.entities())
+    assert (stats.entities_dead_lettered, stats.failed_sends) == (0, 0)
 
 
 def test_children_exported_one_by_one_wait_for_their_root(sink: BatchSink, tmp_path: Path) -> None:
@@ -260,6 +264,10 @@ def test_undelivered_at_shutdown_goes_to_the_dead_letter_file(sink: BatchSink, t
     letters = list(read_dead_letters(tmp_path / "dead.jsonl"))
     assert hex_span(root) in {letter["entity"]["id"] for letter in letters}
     assert all("not delivered before shutdown" in letter["reason"] and "503" in letter["reason"] for letter in letters)
+    stats = exporter.stats
+    assert stats.entities_delivered == 0
+    assert stats.entities_dead_lettered == len(letters)
+    assert stats.failed_sends >= 1
 
 
 def test_pending_overflow_is_dead_lettered_not_dropped(sink: BatchSink, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ __all__ = [
     "ENV_MAX_VALUE_CHARS",
     "ENV_UNKNOWN_PROVIDER",
     "default_dead_letter_path",
+    "ExporterStats",
 ]
 
 logger = logging.getLogger(__name__)
@@ -106,6 +108,20 @@ def _env_number(env: Mapping[str, str], name: str, default: Any, kind: type, *, 
         logger.warning("ignoring %s=%r: out of range; using %s", name, raw, default)
         return default
     return value
+
+
+@dataclass(frozen=True, slots=True)
+class ExporterStats:
+    """Counters since the exporter was made, for health checks and tests."""
+
+    spans_received: int
+    spans_buffered: int
+    entities_pending: int
+    entities_delivered: int
+    entities_dead_lettered: int
+    """Refused by Maxim, or given up on (pending overflow, shutdown, mapping failure)."""
+    failed_sends: int
+    """Sends that left entities undelivered (retried on a later cycle)."""
 
 
 class MaximSpanExporter(SpanExporter):
@@ -181,6 +197,8 @@ class MaximSpanExporter(SpanExporter):
         self._retry_not_before = 0.0
         self._next_wake = 0.0
         self._last_error: str | None = None
+        self._counts = {"received": 0, "delivered": 0, "dead": 0, "failed_sends": 0}
+        self._counts_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._shutdown = False
@@ -214,6 +232,24 @@ class MaximSpanExporter(SpanExporter):
             return len(self._pending)
 
     @property
+    def stats(self) -> ExporterStats:
+        with self._counts_lock:
+            counts = dict(self._counts)
+        return ExporterStats(
+            spans_received=counts["received"],
+            spans_buffered=self._buffer.span_count,
+            entities_pending=self.pending_entities,
+            entities_delivered=counts["delivered"],
+            entities_dead_lettered=counts["dead"],
+            failed_sends=counts["failed_sends"],
+        )
+
+    def _count(self, name: str, amount: int) -> None:
+        if amount:
+            with self._counts_lock:
+                self._counts[name] += amount
+
+    @property
     def buffered_spans(self) -> int:
         return self._buffer.span_count
 
@@ -230,6 +266,7 @@ class MaximSpanExporter(SpanExporter):
                 parent = span.parent
                 is_local_root = parent is None or not parent.span_id or bool(parent.is_remote)
                 entries.append((from_readable_span(span), is_local_root))
+            self._count("received", len(entries))
             if self._buffer.add(entries):
                 if self._buffer.span_count > self._buffer_options.max_spans:
                     # Bounded memory without blocking this thread on the network: map the oldest traces now.
@@ -254,21 +291,25 @@ class MaximSpanExporter(SpanExporter):
             logger.exception("flush to Maxim failed")
             return False
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
         """Stop the background thread (cutting any backoff wait short), send what is left, close the client.
 
-        Each remaining batch gets one attempt; what still cannot be delivered goes to the dead-letter file.
+        Each remaining batch gets one attempt, within `timeout_millis` (the BatchSpanProcessor passes what is
+        left of its own shutdown timeout); what still cannot be delivered goes to the dead-letter file.
         """
         if self._shutdown:
             return
         self._shutdown = True
+        end = time.monotonic() + max(timeout_millis, 0) / 1000
         self._stopping.set()
         self._client.interrupt()
         self._wake.set()
+        # Interrupted, the thread ends within one request attempt at most; waiting for it means no batch is
+        # in flight, so everything undelivered is in the pending queue below.
         self._worker.join()
         try:
             self._stage(self._buffer.take_ready(flush=True))
-            self._send_pending(time.monotonic())
+            self._send_pending(min(end, time.monotonic() + self._client_options.timeout))
             with self._pending_lock:
                 leftover, self._pending = self._pending, []
             if leftover:
@@ -342,6 +383,9 @@ class MaximSpanExporter(SpanExporter):
             if not batch:
                 return True
             result = self._client.send(batch, deadline=deadline)
+            self._count("delivered", result.delivered)
+            self._count("dead", len(result.dead_lettered))
+            self._count("failed_sends", 1 if result.failed else 0)
             if result.failed:
                 with self._pending_lock:
                     # Older entities first: they were mapped first and hold the parents.
@@ -357,6 +401,7 @@ class MaximSpanExporter(SpanExporter):
 
     def _bury(self, entities: Sequence[Mapping[str, Any]], reason: str) -> None:
         """Entities that will not be sent: to the dead-letter file (or the log), never silently lost."""
+        self._count("dead", len(entities))
         if self._dead_letters is not None and self._dead_letters.write(DeadLetter(e, reason) for e in entities):
             logger.error(
                 "%d entities not delivered (%s): written to %s", len(entities), reason, self._dead_letters.path

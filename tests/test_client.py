@@ -434,3 +434,17 @@ def test_custom_transport_is_used() -> None:
     with MaximClient(dest, transport=httpx.MockTransport(handler)) as client:
         assert client.send(traces("a")).delivered == 1
     assert seen == [{"repoId": "r", "logs": traces("a")}]
+
+
+def test_an_unwritable_dead_letter_file_is_logged_not_raised(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with BatchSink(decide=reject_entity_ids(["b"])) as sink:
+        with (
+            make_client(sink, dead_letter_path=str(blocker / "dead.jsonl")) as client,
+            caplog.at_level(logging.ERROR, logger="maxim_otel_bridge.deadletter"),
+        ):
+            result = client.send(traces("a", "b"))
+        assert result.dead_lettered == ("b",)
+        assert received_ids(sink) == ["a"]
+    assert any("could not write 1 dead letter" in r.getMessage() for r in caplog.records)

@@ -421,3 +421,24 @@ def test_the_api_key_never_shows(sink: BatchSink, tmp_path: Path, caplog: pytest
 def test_registered_as_the_maxim_traces_exporter() -> None:
     (entry,) = [e for e in entry_points(group="opentelemetry_traces_exporter") if e.name == "maxim"]
     assert entry.load() is MaximSpanExporter
+
+
+def test_a_mapping_failure_keeps_the_raw_spans_in_the_dead_letter_file(
+    sink: BatchSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Fault injection: the mapping is pure and property-tested, so a bug in it is simulated here.
+    def broken_mapping(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("mapping bug")
+
+    monkeypatch.setattr("maxim_otel_bridge.exporter.map_trace_part", broken_mapping)
+    exporter = make_exporter(sink, tmp_path)
+    provider = provider_with(exporter, batch=False)
+    with provider.get_tracer("test").start_as_current_span("root", attributes={"k": "v"}) as root:
+        pass
+    provider.shutdown()
+    (letter,) = read_dead_letters(tmp_path / "dead.jsonl")
+    assert letter["reason"] == "mapping failed: RuntimeError: mapping bug"
+    assert letter["entity"]["type"] == "spanRecord"
+    assert letter["entity"]["record"]["span_id"] == hex_span(root)
+    assert letter["entity"]["record"]["attributes"] == {"k": "v"}
+    assert sink.request_count == 0

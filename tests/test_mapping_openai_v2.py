@@ -1,7 +1,7 @@
 """Spans made by the real OpenTelemetry openai-v2 instrumentation around the real OpenAI client.
 
-Only OpenAI's server is faked (an httpx MockTransport answering like the API); the spans, their
-attributes and content capture are the instrumentation's own.
+Only OpenAI's server is faked (`fakes.openai_api`); the spans, their attributes and content capture
+are the instrumentation's own.
 """
 
 from __future__ import annotations
@@ -9,49 +9,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import httpx
 import openai
 import pytest
+from fakes.openai_api import ask_then_stream, fake_openai_client
 from fakes.sdk_spans import SpanRecorder
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 
 from maxim_otel_bridge.mapping import map_trace_part
 from maxim_otel_bridge.schema import validate_batch
-
-TOOL_CALL = {"id": "call_9", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
-
-
-def _completion(request: httpx.Request) -> httpx.Response:
-    body = json.loads(request.content)
-    if body.get("stream"):
-        chunks = [
-            {"choices": [{"index": 0, "delta": {"role": "assistant", "content": "18°C "}, "finish_reason": None}]},
-            {"choices": [{"index": 0, "delta": {"content": "and sunny."}, "finish_reason": "stop"}]},
-            {"choices": [], "usage": {"prompt_tokens": 31, "completion_tokens": 6, "total_tokens": 37}},
-        ]
-        common = {"id": "chatcmpl-stream", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini"}
-        text = "".join(f"data: {json.dumps({**common, **chunk})}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
-        return httpx.Response(200, content=text.encode(), headers={"content-type": "text/event-stream"})
-    if body.get("model") == "broken":
-        return httpx.Response(400, json={"error": {"message": "model not found", "type": "invalid_request_error"}})
-    return httpx.Response(
-        200,
-        json={
-            "id": "chatcmpl-1",
-            "object": "chat.completion",
-            "created": 1,
-            "model": "gpt-4o-mini-2024-07-18",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
-                    "finish_reason": "tool_calls",
-                    "logprobs": None,
-                }
-            ],
-            "usage": {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27},
-        },
-    )
 
 
 @pytest.fixture
@@ -70,13 +35,7 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> Iterator[SpanRecorder]:
 
 @pytest.fixture
 def client() -> openai.OpenAI:
-    transport = httpx.MockTransport(_completion)
-    return openai.OpenAI(
-        api_key="sk-test",
-        base_url="http://openai.invalid/v1",
-        max_retries=0,
-        http_client=httpx.Client(transport=transport),
-    )
+    return fake_openai_client()
 
 
 def _generations(rec: SpanRecorder) -> list[dict]:
@@ -87,23 +46,7 @@ def _generations(rec: SpanRecorder) -> list[dict]:
 
 
 def test_tool_call_then_streamed_answer(recorder: SpanRecorder, client: openai.OpenAI) -> None:
-    client.chat.completions.create(
-        model="gpt-4o-mini",
-        temperature=0.3,
-        messages=[{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Weather in Paris?"}],
-    )
-    stream = client.chat.completions.create(
-        model="gpt-4o-mini",
-        stream=True,
-        stream_options={"include_usage": True},
-        messages=[
-            {"role": "user", "content": "Weather in Paris?"},
-            {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
-            {"role": "tool", "tool_call_id": "call_9", "content": "18C, sunny"},
-        ],
-    )
-    for _ in stream:
-        pass
+    ask_then_stream(client)
 
     asked, answered = _generations(recorder)
     assert asked["provider"] == "openai"

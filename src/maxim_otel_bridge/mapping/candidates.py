@@ -65,7 +65,7 @@ class RetrievalInfo:
 Reader = Callable[[SpanRecord], Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # identity: a convention is one module-level object
 class Convention:
     """One instrumentation convention: a reader per target field it can supply (None: it cannot)."""
 
@@ -87,5 +87,6 @@ class Convention:
     consumes: Callable[[str, str], bool] | None = None
     """`consumes(entity_type, key)`: the entity already carries this attribute's content, so it is left
     out of the entity's metadata instead of being sent twice."""
-    consumed_events: frozenset[str] = frozenset()
-    """Span event names whose content becomes messages on a generation (not repeated as event entities)."""
+    consumed_events: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    """Entity type -> span event names whose content that entity carries (messages on a generation,
+    documents on a retrieval): not repeated as event entities."""

@@ -6,9 +6,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from maxim_otel_bridge.mapping.classify import GENERATION, RETRIEVAL, SPAN, TOOL_CALL, operation_name
+from maxim_otel_bridge.mapping.classify import (
+    GENERATION,
+    RETRIEVAL,
+    SPAN,
+    TOOL_CALL,
+    operation_name,
+)
 from maxim_otel_bridge.mapping.coerce import coerce_float, coerce_str_list
-from maxim_otel_bridge.mapping.errors import ErrorInfo, error_info, leaf_error, span_error
+from maxim_otel_bridge.mapping.errors import (
+    ErrorInfo,
+    error_info,
+    leaf_error,
+    span_error,
+)
 from maxim_otel_bridge.mapping.ids import iso_timestamp, unix_seconds
 from maxim_otel_bridge.mapping.messages import text_of_messages
 from maxim_otel_bridge.mapping.metadata import entity_metadata
@@ -204,20 +215,17 @@ def placeholder_span_entity(span_id: str, trace_id: str) -> dict[str, Any]:
     return {"id": span_id, "type": SPAN, "traceId": trace_id}
 
 
-def _root_text(record: SpanRecord, entity: Mapping[str, Any] | None, field: str) -> str | None:
-    text = first(field, record)
-    if text is not None or entity is None:
-        return text
+def _entity_text(entity: Mapping[str, Any], field: str) -> str | None:
+    """The input or output an entity already holds, as one string."""
     kind = entity.get("type")
     if kind == GENERATION:
         if field == "input_text":
             messages = entity.get("messages") or []
             return text_of_messages(messages, "user") or text_of_messages(messages)
         choices = (entity.get("result") or {}).get("choices") or []
-        if choices:
-            first_choice = choices[0]
-            return first_choice.get("text") if "text" in first_choice else first_choice["message"].get("content")
-        return None
+        if not choices:
+            return None
+        return choices[0].get("text") if "text" in choices[0] else choices[0]["message"].get("content")
     if kind == TOOL_CALL:
         return entity.get("args") if field == "input_text" else entity.get("result")
     if kind == RETRIEVAL:
@@ -226,6 +234,17 @@ def _root_text(record: SpanRecord, entity: Mapping[str, Any] | None, field: str)
         output = entity.get("output")
         return "\n".join(output) if isinstance(output, list) else output
     return None
+
+
+def _root_text(record: SpanRecord, entity: Mapping[str, Any] | None, field: str) -> str | None:
+    # A model call at the root says best what the user asked and got (`input.value` there is often the
+    # whole request body); any other root is described by its explicit input/output attributes first.
+    if entity is not None and entity.get("type") == GENERATION:
+        return _entity_text(entity, field) or first(field, record)
+    text = first(field, record)
+    if text is None and entity is not None:
+        text = _entity_text(entity, field)
+    return text
 
 
 def trace_entity(

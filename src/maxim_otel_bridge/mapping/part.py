@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from maxim_otel_bridge.mapping.classify import GENERATION, SPAN, classify
+from maxim_otel_bridge.mapping.classify import SPAN, classify
 from maxim_otel_bridge.mapping.entities import (
     BUILDERS,
     Where,
@@ -59,7 +59,6 @@ def _map_one_trace(
     kinds = {span_id: classify(record) for span_id, record in records.items()}
     plan = layout(records, kinds, known)
     root = _root(records)
-    message_events = consumed_event_names()
 
     span_entities: list[dict] = []
     root_entity: dict | None = None
@@ -72,7 +71,7 @@ def _map_one_trace(
         span_entities.append(entity)
         if record is root:
             root_entity = entity
-        skip = set(message_events) if kind == GENERATION else set()
+        skip = set(consumed_event_names(kind))
         if error_info(record) is not None:
             skip.add(EXCEPTION_EVENT)
         span_entities.extend(event_entities(record, trace_id, span_id if kind == SPAN else parent, skip))

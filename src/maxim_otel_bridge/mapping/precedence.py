@@ -9,10 +9,20 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from maxim_otel_bridge.mapping.candidates import Convention, RetrievalInfo, ToolInfo, Usage
+from maxim_otel_bridge.mapping.candidates import (
+    Convention,
+    RetrievalInfo,
+    ToolInfo,
+    Usage,
+)
 from maxim_otel_bridge.mapping.conventions.genai import GENAI
-from maxim_otel_bridge.mapping.conventions.genai_events import DETAILS_EVENT, LEGACY_CONTENT_EVENTS, MESSAGE_EVENTS
+from maxim_otel_bridge.mapping.conventions.genai_events import (
+    DETAILS_EVENT,
+    LEGACY_CONTENT_EVENTS,
+    MESSAGE_EVENTS,
+)
 from maxim_otel_bridge.mapping.conventions.generic import GENERIC
+from maxim_otel_bridge.mapping.conventions.openinference import OPENINFERENCE
 from maxim_otel_bridge.mapping.conventions.traceloop import TRACELOOP
 from maxim_otel_bridge.mapping.conventions.vercel import VERCEL
 from maxim_otel_bridge.mapping.usage import merge_usage
@@ -32,16 +42,34 @@ __all__ = [
 ]
 
 PRECEDENCE: dict[str, tuple[Convention, ...]] = {
-    "model": (GENAI, VERCEL),
-    "provider": (GENAI, VERCEL),
-    "input_messages": (GENAI, DETAILS_EVENT, MESSAGE_EVENTS, LEGACY_CONTENT_EVENTS, GENERIC),
-    "output_choices": (GENAI, DETAILS_EVENT, MESSAGE_EVENTS, LEGACY_CONTENT_EVENTS, GENERIC),
-    "finish_reasons": (GENAI,),
-    "response_id": (GENAI,),
-    "params": (GENAI,),
-    "usage": (GENAI, TRACELOOP, VERCEL),
-    "tool": (GENAI,),
-    "retrieval": (GENAI,),
+    "model": (GENAI, OPENINFERENCE, VERCEL),
+    "provider": (GENAI, OPENINFERENCE, VERCEL),
+    "input_messages": (
+        GENAI,
+        DETAILS_EVENT,
+        MESSAGE_EVENTS,
+        OPENINFERENCE,
+        TRACELOOP,
+        VERCEL,
+        LEGACY_CONTENT_EVENTS,
+        GENERIC,
+    ),
+    "output_choices": (
+        GENAI,
+        DETAILS_EVENT,
+        MESSAGE_EVENTS,
+        OPENINFERENCE,
+        TRACELOOP,
+        VERCEL,
+        LEGACY_CONTENT_EVENTS,
+        GENERIC,
+    ),
+    "finish_reasons": (GENAI, OPENINFERENCE, VERCEL),
+    "response_id": (GENAI, VERCEL),
+    "params": (GENAI, OPENINFERENCE, TRACELOOP, VERCEL),
+    "usage": (GENAI, OPENINFERENCE, TRACELOOP, VERCEL),
+    "tool": (GENAI, OPENINFERENCE, VERCEL, TRACELOOP, GENERIC),
+    "retrieval": (GENAI, OPENINFERENCE, TRACELOOP, GENERIC),
     "session_id": (GENERIC, GENAI, TRACELOOP, VERCEL),
     "user_id": (GENERIC, TRACELOOP, VERCEL),
     "input_text": (GENERIC, TRACELOOP, GENAI, VERCEL),
@@ -122,9 +150,9 @@ def consumed_attribute(entity_type: str, key: str) -> bool:
     return any(c.consumes is not None and c.consumes(entity_type, key) for c in ALL_CONVENTIONS)
 
 
-def consumed_event_names() -> frozenset[str]:
-    """Events whose content a generation carries as messages (not repeated as event entities)."""
+def consumed_event_names(entity_type: str) -> frozenset[str]:
+    """Events whose content an entity of this type carries (not repeated as event entities)."""
     names: set[str] = set()
     for convention in ALL_CONVENTIONS:
-        names |= convention.consumed_events
+        names |= convention.consumed_events.get(entity_type, frozenset())
     return frozenset(names)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from maxim_otel_bridge.mapping.candidates import Choice, Convention, RetrievalInfo, ToolInfo, Usage
+from maxim_otel_bridge.mapping.candidates import (
+    Choice,
+    Convention,
+    RetrievalInfo,
+    ToolInfo,
+    Usage,
+)
 from maxim_otel_bridge.mapping.coerce import coerce_list, coerce_str, coerce_str_list
 from maxim_otel_bridge.mapping.messages import (
     genai_choices,

@@ -13,8 +13,16 @@ from typing import Any
 
 from maxim_otel_bridge.mapping.candidates import Choice, Convention
 from maxim_otel_bridge.mapping.coerce import coerce_list, coerce_mapping
-from maxim_otel_bridge.mapping.conventions.genai import OUTPUT_MESSAGES, read_genai_messages
-from maxim_otel_bridge.mapping.messages import genai_choices, openai_choice, openai_message, openai_messages
+from maxim_otel_bridge.mapping.conventions.genai import (
+    OUTPUT_MESSAGES,
+    read_genai_messages,
+)
+from maxim_otel_bridge.mapping.messages import (
+    genai_choices,
+    openai_choice,
+    openai_message,
+    openai_messages,
+)
 from maxim_otel_bridge.record import EventRecord, SpanRecord
 
 __all__ = ["DETAILS_EVENT", "LEGACY_CONTENT_EVENTS", "MESSAGE_EVENTS", "event_payload"]
@@ -98,19 +106,19 @@ DETAILS_EVENT = Convention(
     name="gen_ai.operation_details_event",
     input_messages=_details_input,
     output_choices=_details_output,
-    consumed_events=frozenset({DETAILS}),
+    consumed_events={"generation": frozenset({DETAILS})},
 )
 
 MESSAGE_EVENTS = Convention(
     name="gen_ai.message_events",
     input_messages=_message_events_input,
     output_choices=_choice_events_output,
-    consumed_events=frozenset({*MESSAGE_ROLES, CHOICE}),
+    consumed_events={"generation": frozenset({*MESSAGE_ROLES, CHOICE})},
 )
 
 LEGACY_CONTENT_EVENTS = Convention(
     name="gen_ai.content_events",
     input_messages=_legacy_input,
     output_choices=_legacy_output,
-    consumed_events=frozenset({PROMPT, COMPLETION}),
+    consumed_events={"generation": frozenset({PROMPT, COMPLETION})},
 )

@@ -6,7 +6,12 @@ they serve as the last resort for any entity's input and output.
 
 from __future__ import annotations
 
-from maxim_otel_bridge.mapping.candidates import Choice, Convention
+from maxim_otel_bridge.mapping.candidates import (
+    Choice,
+    Convention,
+    RetrievalInfo,
+    ToolInfo,
+)
 from maxim_otel_bridge.mapping.coerce import coerce_str
 from maxim_otel_bridge.mapping.values import to_text
 from maxim_otel_bridge.record import SpanRecord
@@ -40,6 +45,17 @@ def _output_choices(record: SpanRecord) -> list[Choice] | None:
     return [Choice(index=0, content=text)] if text is not None else None
 
 
+def _tool(record: SpanRecord) -> ToolInfo | None:
+    # A tool span's input is its arguments and its output the result (OpenInference TOOL spans).
+    info = ToolInfo(arguments=_input_text(record), result=_output_text(record))
+    return None if info == ToolInfo() else info
+
+
+def _retrieval(record: SpanRecord) -> RetrievalInfo | None:
+    query = _input_text(record)
+    return RetrievalInfo(query=query) if query is not None else None
+
+
 GENERIC = Convention(
     name="generic",
     session_id=_session_id,
@@ -48,4 +64,6 @@ GENERIC = Convention(
     output_text=_output_text,
     input_messages=_input_messages,
     output_choices=_output_choices,
+    tool=_tool,
+    retrieval=_retrieval,
 )

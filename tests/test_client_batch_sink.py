@@ -89,3 +89,9 @@ def test_wait_for_entities() -> None:
         assert not sink.wait_for_entities(["t"], timeout=0.05)
         _post(sink, [_trace("t")])
         assert sink.wait_for_entities(["t"], timeout=1)
+
+
+def test_validation_can_be_turned_off_for_benchmarks() -> None:
+    with BatchSink(validate=False) as sink:
+        assert _post(sink, [{"id": "g1", "type": "generation"}]).status_code == 200
+        assert sink.problems() == []

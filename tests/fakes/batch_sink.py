@@ -168,10 +168,13 @@ class BatchSink:
         decide: Decider | None = None,
         api_key: str | None = None,
         port: int = 0,
+        validate: bool = True,
     ) -> None:
-        """`api_key`: when set, any other `x-maxim-api-key` gets 401 (as Maxim does)."""
+        """`api_key`: when set, any other `x-maxim-api-key` gets 401 (as Maxim does).
+        `validate=False` skips the schema check: only for throughput benchmarks, where it would dominate."""
         self.decide = decide
         self.api_key = api_key
+        self.validate = validate
         self._port = port
         self._queue: deque[CannedResponse] = deque()
         self._requests: list[ReceivedRequest] = []
@@ -327,7 +330,7 @@ class BatchSink:
         except ValueError as exc:
             parse_error = f"body is not JSON: {exc}"
         problems: tuple[Problem, ...] = ()
-        if method == "POST" and not parse_error:
+        if method == "POST" and not parse_error and self.validate:
             problems = tuple(validate_batch(body))
         pending = ReceivedRequest(method, path, headers, raw, body, problems, 0)
 

@@ -56,3 +56,17 @@ def test_opentelemetry_instrument_with_the_maxim_exporter(tmp_path: Path) -> Non
     assert (tool["type"], tool["name"], tool["spanId"], tool["args"]) == ("toolCall", "lookup", agent_id, '{"q": "x"}')
     assert "key-for-the-subprocess" not in done.stderr + done.stdout
     assert not (tmp_path / "dead.jsonl").exists()
+
+
+def test_a_missing_key_is_reported_clearly_and_the_app_still_runs(tmp_path: Path) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(APP)
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAXIM_")}
+    env.update(OTEL_TRACES_EXPORTER="maxim", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
+    done = subprocess.run(
+        [str(instrument), sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    assert len(done.stdout.split()) == 3  # the application ran to the end
+    assert "ConfigError: no Maxim API key: set MAXIM_API_KEY" in done.stderr

@@ -1,0 +1,114 @@
+"""End to end with the official openai-v2 instrumentation: the real `openai` client, real GenAI spans,
+`BatchSpanProcessor` + `MaximSpanExporter`, delivered to the batch sink. Only OpenAI's server is faked
+(`fakes.openai_api`: a tool call for a plain request, a streamed answer with usage for `stream=True`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fakes.batch_sink import BatchSink
+from fakes.openai_api import TOOL_CALL, fake_openai_client
+from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from maxim_otel_bridge import MaximSpanExporter
+
+
+@pytest.fixture
+def instrumented(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[TracerProvider, BatchSink]]:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "SPAN_ONLY")
+    monkeypatch.setenv("OTEL_SEMCONV_STABILITY_OPT_IN", "gen_ai_latest_experimental")
+    with BatchSink(api_key="maxim-key") as sink:
+        exporter = MaximSpanExporter(
+            api_key="maxim-key",
+            repo_id="repo-openai",
+            base_url=sink.url,
+            dead_letter_path=tmp_path / "dead.jsonl",
+            environ={},
+        )
+        provider = TracerProvider()
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=50))
+        instrumentor = OpenAIInstrumentor()
+        instrumentor.instrument(tracer_provider=provider)
+        try:
+            yield provider, sink
+        finally:
+            instrumentor.uninstrument()
+            provider.shutdown()
+
+
+def test_agent_with_openai_tool_round_trip(instrumented: tuple[TracerProvider, BatchSink]) -> None:
+    provider, sink = instrumented
+    client = fake_openai_client()
+    tracer = provider.get_tracer("weather.agent")
+    messages: list[dict] = [
+        {"role": "system", "content": "Answer with the weather."},
+        {"role": "user", "content": "Weather in Paris?"},
+    ]
+    with tracer.start_as_current_span(
+        "invoke_agent weather", attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "weather"}
+    ) as agent:
+        first = client.chat.completions.create(model="gpt-4o-mini", messages=messages, temperature=0.1)
+        call = first.choices[0].message.tool_calls[0]
+        with tracer.start_as_current_span(
+            "execute_tool get_weather",
+            attributes={
+                "gen_ai.operation.name": "execute_tool",
+                "gen_ai.tool.name": call.function.name,
+                "gen_ai.tool.call.id": call.id,
+                "gen_ai.tool.call.arguments": call.function.arguments,
+                "gen_ai.tool.call.result": "18C, sunny",
+            },
+        ) as tool:
+            pass
+        messages += [
+            {"role": "assistant", "content": None, "tool_calls": [TOOL_CALL]},
+            {"role": "tool", "tool_call_id": call.id, "content": "18C, sunny"},
+        ]
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", messages=messages, stream=True, stream_options={"include_usage": True}
+        )
+        for _ in stream:
+            pass
+    provider.shutdown()
+
+    assert sink.problems() == []
+    got = sink.entities_by_id()
+    trace_id = format(agent.get_span_context().trace_id, "032x")
+    agent_id = format(agent.get_span_context().span_id, "016x")
+    assert got[trace_id]["type"] == "trace"
+    assert got[agent_id]["type"] == "span"
+    assert "spanId" not in got[agent_id]
+
+    generations = {e["result"]["id"]: e for e in got.values() if e["type"] == "generation"}
+    assert set(generations) == {"chatcmpl-1", "chatcmpl-stream"}
+    for generation in generations.values():
+        assert (generation["traceId"], generation["spanId"]) == (trace_id, agent_id)
+        assert generation["provider"] == "openai"
+
+    asked = generations["chatcmpl-1"]
+    assert asked["model"] == "gpt-4o-mini-2024-07-18"
+    assert asked["modelParameters"]["temperature"] == 0.1
+    assert asked["messages"] == [
+        {"role": "system", "content": "Answer with the weather."},
+        {"role": "user", "content": "Weather in Paris?"},
+    ]
+    tool_calls = asked["result"]["choices"][0]["message"]["tool_calls"]
+    assert tool_calls[0]["id"] == TOOL_CALL["id"]
+    assert tool_calls[0]["function"]["name"] == "get_weather"
+    assert json.loads(tool_calls[0]["function"]["arguments"]) == {"city": "Paris"}
+    assert asked["result"]["usage"] == {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27}
+
+    answered = generations["chatcmpl-stream"]
+    assert answered["result"]["choices"][0]["message"]["content"] == "18°C and sunny."
+    assert answered["result"]["usage"] == {"prompt_tokens": 31, "completion_tokens": 6, "total_tokens": 37}
+    tool_message = next(m for m in answered["messages"] if m["role"] == "tool")
+    assert tool_message["tool_call_id"] == TOOL_CALL["id"]
+
+    tool_entity = got[format(tool.get_span_context().span_id, "016x")]
+    assert (tool_entity["type"], tool_entity["name"], tool_entity["spanId"]) == ("toolCall", "get_weather", agent_id)
+    assert tool_entity["result"] == "18C, sunny"

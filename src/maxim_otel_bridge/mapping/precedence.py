@@ -23,6 +23,7 @@ from maxim_otel_bridge.mapping.conventions.genai_events import (
 )
 from maxim_otel_bridge.mapping.conventions.generic import GENERIC
 from maxim_otel_bridge.mapping.conventions.openinference import OPENINFERENCE
+from maxim_otel_bridge.mapping.conventions.pydantic_ai import PYDANTIC_AI
 from maxim_otel_bridge.mapping.conventions.traceloop import TRACELOOP
 from maxim_otel_bridge.mapping.conventions.vercel import VERCEL
 from maxim_otel_bridge.mapping.usage import merge_usage
@@ -68,12 +69,12 @@ PRECEDENCE: dict[str, tuple[Convention, ...]] = {
     "response_id": (GENAI, VERCEL),
     "params": (GENAI, OPENINFERENCE, TRACELOOP, VERCEL),
     "usage": (GENAI, OPENINFERENCE, TRACELOOP, VERCEL),
-    "tool": (GENAI, OPENINFERENCE, VERCEL, TRACELOOP, GENERIC),
+    "tool": (GENAI, VERCEL, PYDANTIC_AI, OPENINFERENCE, TRACELOOP, GENERIC),
     "retrieval": (GENAI, OPENINFERENCE, TRACELOOP, GENERIC),
     "session_id": (GENERIC, GENAI, TRACELOOP, VERCEL),
     "user_id": (GENERIC, TRACELOOP, VERCEL),
-    "input_text": (GENERIC, TRACELOOP, GENAI, VERCEL),
-    "output_text": (GENERIC, TRACELOOP, GENAI, VERCEL),
+    "input_text": (GENERIC, TRACELOOP, GENAI, PYDANTIC_AI, VERCEL),
+    "output_text": (GENERIC, TRACELOOP, PYDANTIC_AI, GENAI, VERCEL),
 }
 """Field -> conventions in the order they are consulted (first one with a value wins)."""
 

@@ -153,5 +153,9 @@ TRACELOOP = Convention(
     input_text=_input_text,
     output_text=_output_text,
     consumes=_consumes,
-    consumed_events={"retrieval": frozenset({"db.query.result"})},
+    # Streamed calls carry one empty chunk event per chunk: hundreds of event entities saying nothing.
+    consumed_events={
+        "retrieval": frozenset({"db.query.result"}),
+        "generation": frozenset({"gen_ai.content.completion.chunk"}),
+    },
 )

@@ -164,3 +164,11 @@ def test_duplicate_span_keeps_last_record_and_bad_records_are_reported() -> None
 
 def test_empty_input_maps_to_nothing() -> None:
     assert map_trace_part([]) == MappedPart(entities=[], placements={})
+
+
+def test_all_zero_or_empty_parent_id_means_root() -> None:
+    for parent in ("0000000000000000", ""):
+        part = map_trace_part([span("a200000000000001", parent, {"input.value": "q"})])
+        assert part.entities[0]["input"] == "q"  # the trace took it as its root
+        assert part.placements["a200000000000001"] == Placement("span", None)
+        assert len(part.entities) == 2

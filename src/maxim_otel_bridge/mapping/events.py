@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from maxim_otel_bridge.mapping.ids import event_id, iso_timestamp
 from maxim_otel_bridge.record import SpanRecord
@@ -21,7 +21,7 @@ def event_entities(
     for index, event in enumerate(record.events):
         if event.name in skip_names:
             continue
-        metadata = dict(event.attributes) if isinstance(event.attributes, dict) else {}
+        metadata = dict(event.attributes) if isinstance(event.attributes, Mapping) else {}
         timestamp = iso_timestamp(event.time_ns)
         if timestamp is not None:
             metadata["timestamp"] = timestamp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from maxim_otel_bridge.mapping.classify import SPAN, classify
@@ -35,6 +36,7 @@ def _usable(record: Any) -> bool:
         and isinstance(record.span_id, str)
         and is_valid_id(record.trace_id)
         and is_valid_id(record.span_id)
+        and (record.parent_span_id is None or isinstance(record.parent_span_id, str))
     )
 
 
@@ -106,6 +108,9 @@ def map_trace_part(
         if not _usable(record):
             skipped.append(_describe(record))
             continue
+        if record.parent_span_id is not None and not record.parent_span_id.strip("0"):
+            # An all-zero (or empty) parent id is how some encoders spell "no parent".
+            record = replace(record, parent_span_id=None)
         by_trace.setdefault(record.trace_id, {})[record.span_id] = record
     entities: list[dict] = []
     placements: dict[str, Placement] = {}

@@ -260,12 +260,17 @@ class MaximSpanExporter(SpanExporter):
         if self._shutdown:
             logger.warning("export of %d spans after shutdown: not sent", len(spans))
             return SpanExportResult.FAILURE
-        try:
-            entries = []
-            for span in spans:
+        entries = []
+        unreadable = 0
+        for span in spans:
+            try:
                 parent = span.parent
                 is_local_root = parent is None or not parent.span_id or bool(parent.is_remote)
                 entries.append((from_readable_span(span), is_local_root))
+            except Exception as exc:  # one bad span must not cost the others
+                unreadable += 1
+                logger.error("skipping a span that could not be read (%s: %s)", type(exc).__name__, exc)
+        try:
             self._count("received", len(entries))
             if self._buffer.add(entries):
                 if self._buffer.span_count > self._buffer_options.max_spans:
@@ -277,9 +282,9 @@ class MaximSpanExporter(SpanExporter):
                 if due is not None and due < self._next_wake:
                     self._wake.set()  # a new trace is due before the worker planned to look
         except Exception:  # the SDK's thread must never see an exception from an exporter
-            logger.exception("could not buffer %d spans for Maxim", len(spans))
+            logger.exception("could not buffer %d spans for Maxim", len(entries))
             return SpanExportResult.FAILURE
-        return SpanExportResult.SUCCESS
+        return SpanExportResult.FAILURE if unreadable else SpanExportResult.SUCCESS
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Map every buffered trace now and deliver everything pending; True when nothing is left undelivered."""

@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from maxim_otel_bridge.mapping import MappingOptions, map_trace_part
+from maxim_otel_bridge.mapping.ids import is_valid_id
 from maxim_otel_bridge.mapping.precedence import ALL_CONVENTIONS
 from maxim_otel_bridge.record import EventRecord, SpanRecord
 from maxim_otel_bridge.schema import PROVIDERS, validate_batch
@@ -162,6 +163,7 @@ def test_junk_spans_map_to_valid_payloads(batch: list[SpanRecord]) -> None:
     part = map_trace_part(batch, MappingOptions(max_value_chars=50))
     assert validate_batch({"repoId": "r", "logs": part.entities}) == []
     for entity in part.entities:
+        assert is_valid_id(entity["id"]), entity["id"]
         if entity["type"] == "generation":
             assert entity["provider"] in PROVIDERS
         if "spanId" in entity:

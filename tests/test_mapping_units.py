@@ -136,6 +136,19 @@ def test_iso_timestamp_matches_javascript_to_iso_string() -> None:
     assert unix_seconds(1_700_000_000_999_999_999) == 1_700_000_000
 
 
+def test_session_ids_maxim_would_refuse_get_a_stable_safe_stand_in() -> None:
+    entities = map_trace_part([record(attributes={"session.id": "user:42@example.com"})]).entities
+    session, trace = entities[0], entities[1]
+    assert is_valid_id(session["id"]) and session["id"].startswith("user_42_example_com-")
+    assert session["name"] == "user:42@example.com" and trace["sessionId"] == session["id"]
+    again = map_trace_part([record(attributes={"session.id": "user:42@example.com"})]).entities
+    assert again[0]["id"] == session["id"]
+    other = map_trace_part([record(attributes={"session.id": "user_42@example.com"})]).entities
+    assert other[0]["id"] != session["id"]
+    long_id = "a" * 500
+    assert is_valid_id(map_trace_part([record(attributes={"session.id": long_id})]).entities[0]["id"])
+
+
 def test_derived_ids_match_maxims_id_pattern() -> None:
     assert is_valid_id(event_id("b7ad6b7169203331", 3))
     assert not is_valid_id("a b")

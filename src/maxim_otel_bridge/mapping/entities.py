@@ -280,5 +280,9 @@ def trace_entity(
     return entity
 
 
-def session_entity(session_id: str) -> dict[str, Any]:
-    return {"id": session_id, "type": "session"}
+def session_entity(session_id: str, original: str) -> dict[str, Any]:
+    """The session; when its id had to be made safe, the name shows the id the application used."""
+    entity: dict[str, Any] = {"id": session_id, "type": "session"}
+    if original != session_id:
+        entity["name"] = original
+    return entity

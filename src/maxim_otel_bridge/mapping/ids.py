@@ -7,17 +7,33 @@ the same entities and Maxim merges them instead of duplicating. Derived ids matc
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import datetime, timedelta, timezone
 
 __all__ = ["error_id", "event_id", "is_valid_id", "iso_timestamp", "tool_call_id", "unix_seconds"]
 
 _ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]+$")
+_NOT_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
+_MAX_ID_CHARS = 128
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def is_valid_id(value: str) -> bool:
     return bool(_ID_PATTERN.match(value))
+
+
+def safe_id(value: str) -> str:
+    """`value` when Maxim accepts it as an id; else a readable, stable stand-in.
+
+    Application-chosen ids (session ids such as `user:42` or an e-mail address) may hold characters
+    Maxim refuses. The stand-in keeps the allowed characters and adds a hash of the original, so two
+    different ids never collide and the same id always maps to the same stand-in.
+    """
+    if len(value) <= _MAX_ID_CHARS and is_valid_id(value):
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{_NOT_ID_CHARS.sub('_', value[:96])}-{digest}"
 
 
 def error_id(span_id: str) -> str:

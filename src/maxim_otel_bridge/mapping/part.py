@@ -16,7 +16,7 @@ from maxim_otel_bridge.mapping.entities import (
 )
 from maxim_otel_bridge.mapping.errors import EXCEPTION_EVENT, error_info
 from maxim_otel_bridge.mapping.events import event_entities
-from maxim_otel_bridge.mapping.ids import is_valid_id
+from maxim_otel_bridge.mapping.ids import is_valid_id, safe_id
 from maxim_otel_bridge.mapping.options import MappedPart, MappingOptions, Placement
 from maxim_otel_bridge.mapping.precedence import consumed_event_names, read_session_id
 from maxim_otel_bridge.mapping.tree import layout
@@ -29,11 +29,16 @@ _NO_PLACEMENTS: Mapping[str, Placement] = {}
 _DEFAULT_OPTIONS = MappingOptions()
 
 
+_MAX_OTEL_ID_CHARS = 64  # OTel ids are 32 (trace) and 16 (span) hex digits; longer is junk
+
+
 def _usable(record: Any) -> bool:
     return (
         isinstance(record, SpanRecord)
         and isinstance(record.trace_id, str)
         and isinstance(record.span_id, str)
+        and len(record.trace_id) <= _MAX_OTEL_ID_CHARS
+        and len(record.span_id) <= _MAX_OTEL_ID_CHARS
         and is_valid_id(record.trace_id)
         and is_valid_id(record.span_id)
         and (record.parent_span_id is None or isinstance(record.parent_span_id, str))
@@ -78,10 +83,11 @@ def _map_one_trace(
             skip.add(EXCEPTION_EVENT)
         span_entities.extend(event_entities(record, trace_id, span_id if kind == SPAN else parent, skip))
 
-    session_id = _session_id(records, root, plan.order)
+    original_session_id = _session_id(records, root, plan.order)
+    session_id = safe_id(original_session_id) if original_session_id is not None else None
     entities: list[dict] = []
-    if session_id is not None:
-        entities.append(session_entity(session_id))
+    if session_id is not None and original_session_id is not None:
+        entities.append(session_entity(session_id, original_session_id))
     entities.append(trace_entity(trace_id, root, root_entity, session_id))
     entities.extend(placeholder_span_entity(span_id, trace_id) for span_id in plan.placeholders)
     entities.extend(span_entities)

@@ -64,7 +64,7 @@ def layout(records: Mapping[str, SpanRecord], kinds: Mapping[str, str], known: M
                 placement = known[parent_id]
                 result = parent_id if placement.entity_type == SPAN else placement.parent
                 break
-            if is_valid_id(parent_id):
+            if len(parent_id) <= 64 and is_valid_id(parent_id):
                 placeholders[parent_id] = None
                 placements[parent_id] = Placement(SPAN, None)
                 result = parent_id

@@ -449,3 +449,13 @@ def test_an_unwritable_dead_letter_file_is_logged_not_raised(tmp_path: Path, cap
         assert result.dead_lettered == ("b",)
         assert received_ids(sink) == ["a"]
     assert any("could not write 1 dead letter" in r.getMessage() for r in caplog.records)
+
+
+def test_send_after_close_reports_everything_failed() -> None:
+    with BatchSink() as sink:
+        client = make_client(sink)
+        client.close()
+        result = client.send(traces("a", "b"))
+        assert [e["id"] for e in result.failed] == ["a", "b"]
+        assert result.last_error == "the client is closed"
+        assert sink.request_count == 0

@@ -217,6 +217,8 @@ class MaximClient:
         """Deliver `entities` in order. `deadline` is a time on `self.clock` after which no retry waits start
         (default: now + `options.retry_deadline`). Never raises for a network or server failure."""
         run = _Run(deadline if deadline is not None else self._clock() + self.options.retry_deadline)
+        if self._http.is_closed:
+            return SendResult(failed=tuple(entities), last_error="the client is closed")
         items: list[_Item] = []
         for entity in entities:
             try:

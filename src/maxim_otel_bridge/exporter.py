@@ -81,6 +81,8 @@ DISABLED_VALUES = frozenset({"none", "off", "false", "0", "-"})
 
 FAILED_SEND_COOLDOWN = 5.0
 """Seconds before pending entities are tried again after a send gave up (unless Maxim said longer)."""
+MAX_COOLDOWN = 300.0
+"""A Retry-After longer than this is not taken at its word: pending entities must not wait for hours."""
 AUTH_FAILED_COOLDOWN = 60.0
 """A rejected key will not fix itself quickly: try again rarely (the client logs it once)."""
 IDLE_WAKE = 1.0
@@ -397,7 +399,8 @@ class MaximSpanExporter(SpanExporter):
                     self._pending[:0] = result.failed
                 self._last_error = result.last_error
                 cooldown = AUTH_FAILED_COOLDOWN if result.auth_failed else FAILED_SEND_COOLDOWN
-                self._retry_not_before = time.monotonic() + max(cooldown, result.retry_after or 0.0)
+                cooldown = min(max(cooldown, result.retry_after or 0.0), MAX_COOLDOWN)
+                self._retry_not_before = time.monotonic() + cooldown
             else:
                 self._retry_not_before = 0.0
             return result.ok

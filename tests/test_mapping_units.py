@@ -595,3 +595,16 @@ def test_maxim_tag_attributes_become_tags() -> None:
     entities = map_trace_part([rec]).entities
     assert only(entities, "span")["tags"] == {"build": "12", "env": "prod", "beta": ""}
     assert only(entities, "trace")["tags"] == {"build": "12", "env": "prod", "beta": ""}
+
+
+def test_public_surface() -> None:
+    import inspect
+
+    import maxim_otel_bridge.mapping as mapping
+
+    assert sorted(mapping.__all__) == ["MappedPart", "MappingOptions", "Placement", "map_trace_part"]
+    parameters = inspect.signature(mapping.map_trace_part).parameters
+    assert list(parameters) == ["records", "options", "known"]
+    assert parameters["options"].default == MappingOptions()
+    assert dict(parameters["known"].default) == {}
+    assert MappingOptions().unknown_provider in PROVIDERS

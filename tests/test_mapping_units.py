@@ -608,3 +608,48 @@ def test_public_surface() -> None:
     assert parameters["options"].default == MappingOptions()
     assert dict(parameters["known"].default) == {}
     assert MappingOptions().unknown_provider in PROVIDERS
+
+
+def test_metadata_keeps_unmapped_attributes_links_scope_and_foreign_resource() -> None:
+    from maxim_otel_bridge.record import LinkRecord, SpanKind
+
+    root = record(resource={"service.name": "front"}, scope_name="app", scope_version="2.0", kind=SpanKind.SERVER)
+    child = record(
+        "c000000000000002",
+        parent=root.span_id,
+        attributes={
+            "db.system": "postgresql",
+            ga.GEN_AI_OPERATION_NAME: "retrieval",
+            ga.GEN_AI_RETRIEVAL_QUERY_TEXT: "q",
+            ga.GEN_AI_RETRIEVAL_DOCUMENTS: "[]",
+        },
+        links=(LinkRecord("1" * 32, "2" * 16, {"why": "batch"}),),
+        resource={"service.name": "search"},
+    )
+    entities = map_trace_part([root, child]).entities
+    trace, span, retrieval = entities
+    assert trace["metadata"] == {"otel.resource": {"service.name": "front"}}
+    assert span["metadata"] == {"otel.span_kind": "server", "otel.scope.name": "app", "otel.scope.version": "2.0"}
+    assert retrieval["metadata"] == {
+        "db.system": "postgresql",
+        ga.GEN_AI_OPERATION_NAME: "retrieval",
+        "otel.span_kind": "internal",
+        "otel.links": [{"trace_id": "1" * 32, "span_id": "2" * 16, "attributes": {"why": "batch"}}],
+        "otel.resource": {"service.name": "search"},
+    }
+    assert (retrieval["input"], retrieval["output"]) == ("q", [])
+
+
+def test_log_record_body_joined_as_event_is_read() -> None:
+    events = (
+        EventRecord("gen_ai.user.message", 1, {"gen_ai.system": "openai", "body": {"content": "from a log"}}),
+        EventRecord(
+            "gen_ai.choice",
+            2,
+            {"body": json.dumps({"index": 0, "finish_reason": "stop", "message": {"content": "answer"}})},
+        ),
+    )
+    rec = record(attributes={ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_REQUEST_MODEL: "m"}, events=events)
+    generation = only(map_trace_part([rec]).entities, "generation")
+    assert generation["messages"] == [{"role": "user", "content": "from a log"}]
+    assert generation["result"]["choices"][0]["message"]["content"] == "answer"

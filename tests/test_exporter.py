@@ -10,7 +10,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from fakes.batch_sink import BatchSink, CannedResponse
+from fakes.batch_sink import BatchSink, CannedResponse, ReceivedRequest
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
@@ -447,3 +447,42 @@ def test_a_mapping_failure_keeps_the_raw_spans_in_the_dead_letter_file(
     assert letter["entity"]["record"]["span_id"] == hex_span(root)
     assert letter["entity"]["record"]["attributes"] == {"k": "v"}
     assert sink.request_count == 0
+
+
+def test_a_poison_entity_is_dead_lettered_and_the_rest_of_its_trace_delivered(sink: BatchSink, tmp_path: Path) -> None:
+    def refuse_generations(request: ReceivedRequest) -> CannedResponse | None:
+        if any(e.get("type") == "generation" for e in request.logs):
+            return CannedResponse(400, body={"error": {"message": "generation refused"}})
+        return None
+
+    sink.decide = refuse_generations
+    exporter = make_exporter(sink, tmp_path)
+    provider = provider_with(exporter)
+    ids = run_agent(provider.get_tracer("test.agent"))
+    provider.shutdown()
+    (letter,) = read_dead_letters(tmp_path / "dead.jsonl")
+    assert letter["entity"]["id"] == ids["chat"]
+    assert "HTTP 400" in letter["reason"] and "generation refused" in letter["reason"]
+    got = sink.entities_by_id()
+    assert {ids["trace"], ids["agent"], ids["tool"]} <= set(got)
+    assert ids["chat"] not in got
+    assert exporter.stats.entities_dead_lettered == 1
+
+
+def test_a_wrong_key_is_reported_once_and_the_entities_kept(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with BatchSink(api_key="the-right-key") as sink:
+        exporter = make_exporter(sink, tmp_path)  # sends API_KEY: refused with 401
+        provider = provider_with(exporter, batch=False)
+        tracer = provider.get_tracer("test")
+        with caplog.at_level(logging.ERROR, logger="maxim_otel_bridge"):
+            with tracer.start_as_current_span("first"):
+                pass
+            assert exporter.force_flush(timeout_millis=2000) is False
+            with tracer.start_as_current_span("second"):
+                pass
+            assert exporter.force_flush(timeout_millis=2000) is False
+        assert exporter.pending_entities > 0  # kept for when the key is fixed, not dropped
+        auth_errors = [r for r in caplog.records if "refused the API key" in r.getMessage()]
+        assert len(auth_errors) == 1
+        assert all(r.status == 401 for r in sink.requests)
+        provider.shutdown()

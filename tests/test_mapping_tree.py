@@ -14,6 +14,13 @@ CHAT = {ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_REQUEST_MODEL: "m"}
 TOOL = {ga.GEN_AI_OPERATION_NAME: "execute_tool", ga.GEN_AI_TOOL_NAME: "t"}
 
 
+def mapped(*args, **kwargs) -> MappedPart:
+    """`map_trace_part`, with the payload checked against Maxim's schema (every payload a test makes is)."""
+    part = map_trace_part(*args, **kwargs)
+    assert validate_batch({"repoId": "r", "logs": part.entities}) == []
+    return part
+
+
 def span(span_id: str, parent: str | None, attributes=None, start: int = 1, **extra) -> SpanRecord:
     return SpanRecord(
         trace_id=TRACE,
@@ -43,7 +50,7 @@ def assert_valid_and_linked(part: MappedPart, also_known: set[str] = frozenset()
 
 
 def test_children_of_a_generation_hang_under_the_nearest_span() -> None:
-    part = map_trace_part(
+    part = mapped(
         [
             span("a000000000000001", None),
             span("a000000000000002", "a000000000000001", CHAT, start=2),
@@ -60,9 +67,7 @@ def test_children_of_a_generation_hang_under_the_nearest_span() -> None:
 
 
 def test_leaf_at_the_root_sends_its_children_to_the_trace() -> None:
-    part = map_trace_part(
-        [span("b000000000000001", None, CHAT), span("b000000000000002", "b000000000000001", TOOL, start=2)]
-    )
+    part = mapped([span("b000000000000001", None, CHAT), span("b000000000000002", "b000000000000001", TOOL, start=2)])
     tool = by_id(part)["b000000000000002"]
     assert "spanId" not in tool and tool["traceId"] == TRACE
     assert part.placements["b000000000000002"] == Placement("toolCall", None)
@@ -71,7 +76,7 @@ def test_leaf_at_the_root_sends_its_children_to_the_trace() -> None:
 
 def test_events_of_a_leaf_hang_under_its_maxim_parent() -> None:
     generation = span("c000000000000002", "c000000000000001", CHAT, events=(EventRecord("custom", 7, {"k": 1}),))
-    part = map_trace_part([span("c000000000000001", None), generation])
+    part = mapped([span("c000000000000001", None), generation])
     event = next(e for e in part.entities if e["type"] == "event")
     assert event["spanId"] == "c000000000000001"
     assert event["id"] == "c000000000000002-event-0"
@@ -80,8 +85,8 @@ def test_events_of_a_leaf_hang_under_its_maxim_parent() -> None:
 
 
 def test_late_children_link_through_known_placements() -> None:
-    first = map_trace_part([span("d000000000000001", None), span("d000000000000002", "d000000000000001", CHAT)])
-    second = map_trace_part(
+    first = mapped([span("d000000000000001", None), span("d000000000000002", "d000000000000001", CHAT)])
+    second = mapped(
         [
             span("d000000000000003", "d000000000000002", start=9),
             span("d000000000000004", "d000000000000001", TOOL, start=9),
@@ -97,19 +102,19 @@ def test_late_children_link_through_known_placements() -> None:
 
 
 def test_unknown_parent_gets_a_placeholder_span_that_the_real_span_merges_into() -> None:
-    part = map_trace_part([span("e000000000000002", "e000000000000001", CHAT)])
+    part = mapped([span("e000000000000002", "e000000000000001", CHAT)])
     entities = part.entities
     assert entities[1] == {"id": "e000000000000001", "type": "span", "traceId": TRACE}
     assert by_id(part)["e000000000000002"]["spanId"] == "e000000000000001"
     assert part.placements["e000000000000001"] == Placement("span", None)
     assert_valid_and_linked(part)
-    later = map_trace_part([span("e000000000000001", None)], known=part.placements)
+    later = mapped([span("e000000000000001", None)], known=part.placements)
     assert by_id(later)["e000000000000001"]["type"] == "span"
     assert later.placements["e000000000000001"] == Placement("span", None)
 
 
 def test_parent_cycles_in_junk_input_do_not_hang_or_lose_spans() -> None:
-    part = map_trace_part(
+    part = mapped(
         [
             span("f000000000000001", "f000000000000002"),
             span("f000000000000002", "f000000000000001", start=2),
@@ -127,7 +132,7 @@ def test_parent_cycles_in_junk_input_do_not_hang_or_lose_spans() -> None:
 def test_deep_chains_do_not_recurse() -> None:
     ids = [f"{i:016x}" for i in range(1, 3001)]
     records = [span(ids[0], None, CHAT)] + [span(ids[i], ids[i - 1], CHAT, start=i) for i in range(1, len(ids))]
-    part = map_trace_part(records)
+    part = mapped(records)
     assert all("spanId" not in e for e in part.entities)
     assert len(part.entities) == 3001
 
@@ -140,8 +145,8 @@ def test_ids_are_stable_and_parents_come_first() -> None:
             with rec.span("chat m", 20, 30, CHAT):
                 pass
     records = rec.records()
-    part = map_trace_part(records)
-    again = map_trace_part(list(reversed(records)))
+    part = mapped(records)
+    again = mapped(list(reversed(records)))
     assert part.entities == again.entities and part.placements == again.placements
     assert [e["id"] for e in part.entities] == [
         records[0].trace_id,
@@ -157,18 +162,18 @@ def test_duplicate_span_keeps_last_record_and_bad_records_are_reported() -> None
     older = span("a100000000000001", None, {"v": 1})
     newer = span("a100000000000001", None, {"v": 2})
     bad = SpanRecord(trace_id="not hex!", span_id="x y", parent_span_id=None, name="bad", start_ns=0, end_ns=0)
-    part = map_trace_part([older, newer, bad, "junk"])  # type: ignore[list-item]
+    part = mapped([older, newer, bad, "junk"])  # type: ignore[list-item]
     assert [e["metadata"]["v"] for e in part.entities if e["type"] == "span"] == [2]
     assert len(part.skipped) == 2 and "unusable ids" in part.skipped[0] and "str" in part.skipped[1]
 
 
 def test_empty_input_maps_to_nothing() -> None:
-    assert map_trace_part([]) == MappedPart(entities=[], placements={})
+    assert mapped([]) == MappedPart(entities=[], placements={})
 
 
 def test_all_zero_or_empty_parent_id_means_root() -> None:
     for parent in ("0000000000000000", ""):
-        part = map_trace_part([span("a200000000000001", parent, {"input.value": "q"})])
+        part = mapped([span("a200000000000001", parent, {"input.value": "q"})])
         assert part.entities[0]["input"] == "q"  # the trace took it as its root
         assert part.placements["a200000000000001"] == Placement("span", None)
         assert len(part.entities) == 2

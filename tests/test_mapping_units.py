@@ -8,23 +8,54 @@ import json
 import pytest
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
-from maxim_otel_bridge.mapping import MappingOptions, map_trace_part
+from maxim_otel_bridge.mapping import MappedPart, MappingOptions, map_trace_part
 from maxim_otel_bridge.mapping.candidates import Choice, Usage
-from maxim_otel_bridge.mapping.classify import GENERATION, RETRIEVAL, SPAN, TOOL_CALL, classify
-from maxim_otel_bridge.mapping.coerce import coerce_float, coerce_int, coerce_str, parse_json
+from maxim_otel_bridge.mapping.classify import (
+    GENERATION,
+    RETRIEVAL,
+    SPAN,
+    TOOL_CALL,
+    classify,
+)
+from maxim_otel_bridge.mapping.coerce import (
+    coerce_float,
+    coerce_int,
+    coerce_str,
+    parse_json,
+)
 from maxim_otel_bridge.mapping.errors import error_info
-from maxim_otel_bridge.mapping.ids import event_id, is_valid_id, iso_timestamp, unix_seconds
-from maxim_otel_bridge.mapping.messages import genai_choices, genai_messages, openai_choice
+from maxim_otel_bridge.mapping.ids import (
+    event_id,
+    is_valid_id,
+    iso_timestamp,
+    unix_seconds,
+)
+from maxim_otel_bridge.mapping.messages import (
+    genai_choices,
+    genai_messages,
+    openai_choice,
+)
 from maxim_otel_bridge.mapping.params import genai_params
 from maxim_otel_bridge.mapping.precedence import read_usage
 from maxim_otel_bridge.mapping.provider import normalize_provider
 from maxim_otel_bridge.mapping.result import completion_result
 from maxim_otel_bridge.mapping.usage import usage_object
-from maxim_otel_bridge.mapping.values import TRUNCATION_MARKER, bound_value, truncate_text
+from maxim_otel_bridge.mapping.values import (
+    TRUNCATION_MARKER,
+    bound_value,
+    truncate_text,
+)
 from maxim_otel_bridge.record import EventRecord, SpanRecord, StatusCode
 from maxim_otel_bridge.schema import PROVIDERS, validate_batch, validate_entity
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
+
+
+def mapped(*args, **kwargs) -> MappedPart:
+    """`map_trace_part`, with the payload checked against Maxim's schema (every payload a test makes is)."""
+    part = map_trace_part(*args, **kwargs)
+    assert validate_batch({"repoId": "r", "logs": part.entities}) == []
+    return part
 
 
 def record(span_id: str = "b7ad6b7169203331", parent: str | None = None, **overrides) -> SpanRecord:
@@ -113,7 +144,7 @@ def test_oversized_message_is_truncated_with_marker_in_payload() -> None:
             ga.GEN_AI_INPUT_MESSAGES: json.dumps([{"role": "user", "parts": [{"type": "text", "content": huge}]}]),
         }
     )
-    entities = map_trace_part([rec], MappingOptions(max_value_chars=1000)).entities
+    entities = mapped([rec], MappingOptions(max_value_chars=1000)).entities
     content = only(entities, "generation")["messages"][0]["content"]
     assert content == huge[:1000] + TRUNCATION_MARKER.format(dropped=len(huge) - 1000)
     assert validate_batch({"repoId": "r", "logs": entities}) == []
@@ -137,16 +168,16 @@ def test_iso_timestamp_matches_javascript_to_iso_string() -> None:
 
 
 def test_session_ids_maxim_would_refuse_get_a_stable_safe_stand_in() -> None:
-    entities = map_trace_part([record(attributes={"session.id": "user:42@example.com"})]).entities
+    entities = mapped([record(attributes={"session.id": "user:42@example.com"})]).entities
     session, trace = entities[0], entities[1]
     assert is_valid_id(session["id"]) and session["id"].startswith("user_42_example_com-")
     assert session["name"] == "user:42@example.com" and trace["sessionId"] == session["id"]
-    again = map_trace_part([record(attributes={"session.id": "user:42@example.com"})]).entities
+    again = mapped([record(attributes={"session.id": "user:42@example.com"})]).entities
     assert again[0]["id"] == session["id"]
-    other = map_trace_part([record(attributes={"session.id": "user_42@example.com"})]).entities
+    other = mapped([record(attributes={"session.id": "user_42@example.com"})]).entities
     assert other[0]["id"] != session["id"]
     long_id = "a" * 500
-    assert is_valid_id(map_trace_part([record(attributes={"session.id": long_id})]).entities[0]["id"])
+    assert is_valid_id(mapped([record(attributes={"session.id": long_id})]).entities[0]["id"])
 
 
 def test_derived_ids_match_maxims_id_pattern() -> None:
@@ -199,7 +230,7 @@ def test_unknown_provider_in_payload_is_in_enum_with_original_tag() -> None:
             ga.GEN_AI_REQUEST_MODEL: "mistral-large",
         }
     )
-    entities = map_trace_part([rec], MappingOptions(unknown_provider="huggingface")).entities
+    entities = mapped([rec], MappingOptions(unknown_provider="huggingface")).entities
     generation = only(entities, "generation")
     assert generation["provider"] == "huggingface" and generation["provider"] in PROVIDERS
     assert generation["tags"]["provider.original"] == "mistral_ai"
@@ -291,7 +322,7 @@ def test_malformed_messages_survive_into_a_valid_payload() -> None:
             ga.GEN_AI_OUTPUT_MESSAGES: "{not json",
         }
     )
-    entities = map_trace_part([rec]).entities
+    entities = mapped([rec]).entities
     generation = only(entities, "generation")
     assert generation["messages"] == [{"role": "user", "content": raw}]
     assert generation["result"]["choices"][0]["message"]["content"] == "{not json"
@@ -318,7 +349,7 @@ def test_system_instructions_come_first_and_parts_become_content_lists() -> None
             ),
         }
     )
-    generation = only(map_trace_part([rec]).entities, "generation")
+    generation = only(mapped([rec]).entities, "generation")
     assert generation["messages"][0] == {"role": "system", "content": "Be kind."}
     assert generation["messages"][1]["content"][:2] == [
         {"type": "text", "text": "What is this?"},
@@ -343,7 +374,7 @@ def test_reasoning_goes_to_metadata_not_the_answer() -> None:
             ),
         }
     )
-    generation = only(map_trace_part([rec]).entities, "generation")
+    generation = only(mapped([rec]).entities, "generation")
     assert generation["result"]["choices"][0]["message"]["content"] == "answer"
     assert generation["metadata"]["reasoning"] == ["think"]
 
@@ -376,7 +407,7 @@ def test_operation_details_event_is_read_and_not_repeated_as_event() -> None:
         },
     )
     rec = record(attributes={ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_REQUEST_MODEL: "m"}, events=(details,))
-    entities = map_trace_part([rec]).entities
+    entities = mapped([rec]).entities
     generation = only(entities, "generation")
     assert generation["messages"] == [{"role": "user", "content": "q"}]
     assert generation["result"]["choices"][0]["message"]["content"] == "a"
@@ -398,7 +429,7 @@ def test_tool_message_event_and_legacy_content_events() -> None:
         EventRecord("gen_ai.tool.message", 3, {"content": "42", "id": "t1"}),
     )
     rec = record(attributes={ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_REQUEST_MODEL: "m"}, events=events)
-    generation = only(map_trace_part([rec]).entities, "generation")
+    generation = only(mapped([rec]).entities, "generation")
     assert [m["role"] for m in generation["messages"]] == ["user", "assistant", "tool"]
     assert generation["messages"][2]["tool_call_id"] == "t1"
 
@@ -413,7 +444,7 @@ def test_tool_message_event_and_legacy_content_events() -> None:
             ),
         ),
     )
-    generation = only(map_trace_part([legacy]).entities, "generation")
+    generation = only(mapped([legacy]).entities, "generation")
     assert generation["messages"] == [{"role": "user", "content": "p"}]
     assert generation["result"]["choices"][0]["message"]["content"] == "c"
 
@@ -458,7 +489,7 @@ def test_cache_and_reasoning_counts_become_metrics() -> None:
             ga.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: 4,
         }
     )
-    generation = only(map_trace_part([rec]).entities, "generation")
+    generation = only(mapped([rec]).entities, "generation")
     assert generation["metrics"] == {"cache_read_input_tokens": 4}
     assert generation["result"]["usage"] == {"prompt_tokens": 10, "completion_tokens": 0, "total_tokens": 10}
 
@@ -515,7 +546,7 @@ def test_span_level_finish_reasons_fill_choices() -> None:
             ga.GEN_AI_OUTPUT_MESSAGES: json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "a"}]}]),
         }
     )
-    result = only(map_trace_part([rec]).entities, "generation")["result"]
+    result = only(mapped([rec]).entities, "generation")["result"]
     assert result["id"] == "resp-1"
     assert result["choices"][0]["finish_reason"] == "length"
     assert result["created"] == 1_700_000_001
@@ -544,7 +575,7 @@ def test_span_error_has_stable_error_id_and_tool_error_shape() -> None:
         status_message="tool failed",
         attributes={ga.GEN_AI_OPERATION_NAME: "execute_tool", ga.GEN_AI_TOOL_NAME: "t"},
     )
-    entities = map_trace_part([span, tool]).entities
+    entities = mapped([span, tool]).entities
     assert only(entities, "span")["error"] == {"errorId": "b7ad6b7169203331-error", "errorMessage": "boom"}
     assert only(entities, "toolCall")["error"] == {"errorMessage": "tool failed"}
     assert validate_batch({"repoId": "r", "logs": entities}) == []
@@ -552,7 +583,7 @@ def test_span_error_has_stable_error_id_and_tool_error_shape() -> None:
 
 def test_handled_exception_event_becomes_an_event_entity() -> None:
     exception = EventRecord("exception", 5, {"exception.type": "KeyError"})
-    entities = map_trace_part([record(status_code=StatusCode.OK, events=(exception,))]).entities
+    entities = mapped([record(status_code=StatusCode.OK, events=(exception,))]).entities
     event = only(entities, "event")
     assert event["name"] == "exception" and event["metadata"]["exception.type"] == "KeyError"
     assert "error" not in only(entities, "span")
@@ -563,7 +594,7 @@ def test_handled_exception_event_becomes_an_event_entity() -> None:
 
 def test_session_from_resource_and_user_tag() -> None:
     rec = record(resource={"session.id": "s-1", "service.name": "svc"}, attributes={"user.id": "u-1"})
-    entities = map_trace_part([rec]).entities
+    entities = mapped([rec]).entities
     assert entities[0] == {"id": "s-1", "type": "session"}
     trace = only(entities, "trace")
     assert trace["sessionId"] == "s-1" and trace["tags"] == {"user.id": "u-1"}
@@ -579,20 +610,20 @@ def test_session_from_resource_and_user_tag() -> None:
     ],
 )
 def test_every_session_key_is_read(key: str) -> None:
-    entities = map_trace_part([record(attributes={key: "sess"})]).entities
+    entities = mapped([record(attributes={key: "sess"})]).entities
     assert only(entities, "trace")["sessionId"] == "sess"
 
 
 def test_tool_call_defaults_and_json_args() -> None:
     rec = record(name="execute_tool lookup", attributes={ga.GEN_AI_OPERATION_NAME: "execute_tool"})
-    tool = only(map_trace_part([rec]).entities, "toolCall")
+    tool = only(mapped([rec]).entities, "toolCall")
     assert (tool["name"], tool["description"], tool["args"]) == ("lookup", "", "{}")
     assert validate_entity(tool) == []
 
 
 def test_maxim_tag_attributes_become_tags() -> None:
     rec = record(attributes={"maxim.tag.env": "prod", "maxim.tag.build": 12, "tag.tags": ["beta"]})
-    entities = map_trace_part([rec]).entities
+    entities = mapped([rec]).entities
     assert only(entities, "span")["tags"] == {"build": "12", "env": "prod", "beta": ""}
     assert only(entities, "trace")["tags"] == {"build": "12", "env": "prod", "beta": ""}
 
@@ -626,7 +657,7 @@ def test_metadata_keeps_unmapped_attributes_links_scope_and_foreign_resource() -
         links=(LinkRecord("1" * 32, "2" * 16, {"why": "batch"}),),
         resource={"service.name": "search"},
     )
-    entities = map_trace_part([root, child]).entities
+    entities = mapped([root, child]).entities
     trace, span, retrieval = entities
     assert trace["metadata"] == {"otel.resource": {"service.name": "front"}}
     assert span["metadata"] == {"otel.span_kind": "server", "otel.scope.name": "app", "otel.scope.version": "2.0"}
@@ -650,6 +681,6 @@ def test_log_record_body_joined_as_event_is_read() -> None:
         ),
     )
     rec = record(attributes={ga.GEN_AI_OPERATION_NAME: "chat", ga.GEN_AI_REQUEST_MODEL: "m"}, events=events)
-    generation = only(map_trace_part([rec]).entities, "generation")
+    generation = only(mapped([rec]).entities, "generation")
     assert generation["messages"] == [{"role": "user", "content": "from a log"}]
     assert generation["result"]["choices"][0]["message"]["content"] == "answer"

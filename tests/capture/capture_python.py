@@ -1,0 +1,40 @@
+"""Write `tests/fixtures/captured/<name>.json` from real Python instrumentation packages.
+
+Re-run after upgrading an instrumentation package, then review the diff:
+
+    cd /work/main && .venv/bin/python tests/capture/capture_python.py            # all of them
+    cd /work/main && .venv/bin/python tests/capture/capture_python.py traceloop  # just one
+
+Each file holds the package name and version and, per scenario, the span records exactly as the package emitted
+them (ids come from a sequential generator; times and the local server's port are those of the capture run).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(TESTS))
+
+from capture.scenarios import CAPTURES, capture, dumps  # noqa: E402 - needs the path above
+
+FIXTURES = TESTS / "fixtures" / "captured"
+
+
+def main(argv: list[str]) -> int:
+    names = argv or list(CAPTURES)
+    unknown = [n for n in names if n not in CAPTURES]
+    if unknown:
+        print(f"unknown capture(s) {unknown}; known: {sorted(CAPTURES)}", file=sys.stderr)
+        return 2
+    FIXTURES.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        path = FIXTURES / f"{name}.json"
+        path.write_text(dumps(name, capture(name)), encoding="utf-8")
+        print(f"wrote {path.relative_to(TESTS.parent)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,394 @@
+"""The durable spool: every accepted span waits here, on disk, until Maxim has it.
+
+One SQLite file (`spool.sqlite3`) in WAL mode inside a 0700 directory. Tables:
+
+- `spans`: one row per span, the record as one orjson blob, unique by (trace_id, span_id) (a span sent twice
+  is stored once), rowid = arrival order.
+- `traces`: per waiting trace, when its first span arrived and whether its local root has arrived: the
+  assembler asks "which traces are ready" with one indexed query, so RAM holds no per-trace state.
+- `placements`: where each shipped span went (entity type and parent), kept `placement_retention` seconds so
+  a late span of a trace hangs under the right parent even after a restart.
+
+Writes use group commit: receiver threads hand their records to one writer thread, which writes every
+request waiting at that moment in ONE transaction and commits once, then answers them all. A request is
+ACCEPTED only after that commit. With `synchronous=FULL` (the default) the commit is on disk before the
+answer, so an acknowledged span survives a power cut; `NORMAL` in WAL mode survives a process crash
+(`kill -9`) but not power loss. Above the byte cap the spool refuses (OVERLOADED with a retry delay):
+nothing is ever dropped silently. Rows are deleted only when the shipper reports them delivered.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from maxim_otel_bridge.mapping import Placement
+from maxim_otel_bridge.record import SpanKind, SpanRecord
+from maxim_otel_bridge.sidecar.ingest import ACCEPTED, AcceptResult, Verdict
+from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
+
+__all__ = ["SPOOL_FILE", "Spool", "SpoolStats", "StoredSpan", "is_local_root"]
+
+logger = logging.getLogger(__name__)
+
+SPOOL_FILE = "spool.sqlite3"
+
+OVERLOADED_RETRY_AFTER_S = 5.0
+"""Retry delay advertised when the spool is over its cap: long enough for a few sends to Maxim to drain it."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    seq INTEGER PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    received_ns INTEGER NOT NULL,
+    local_root INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    UNIQUE (trace_id, span_id)
+);
+CREATE TABLE IF NOT EXISTS traces (
+    trace_id TEXT PRIMARY KEY,
+    first_ns INTEGER NOT NULL,
+    root_seen INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS traces_by_age ON traces (first_ns);
+CREATE INDEX IF NOT EXISTS traces_rooted_by_age ON traces (first_ns) WHERE root_seen = 1;
+CREATE TABLE IF NOT EXISTS placements (
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    entity_type TEXT NOT NULL,
+    parent TEXT,
+    shipped_ns INTEGER NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS placements_by_age ON placements (shipped_ns);
+"""
+
+_INSERT_SPAN = (
+    "INSERT INTO spans (trace_id, span_id, received_ns, local_root, body) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (trace_id, span_id) DO NOTHING"
+)
+_UPSERT_TRACE = (
+    "INSERT INTO traces (trace_id, first_ns, root_seen) VALUES (?, ?, ?) "
+    "ON CONFLICT (trace_id) DO UPDATE SET root_seen = max(root_seen, excluded.root_seen)"
+)
+
+# Kinds that start the part of a trace running in one service: a span of these kinds with a parent the
+# sidecar has not seen came from another process (a remote parent), so it is that service's local root.
+_ENTRY_KINDS = frozenset({SpanKind.SERVER, SpanKind.CONSUMER})
+
+
+def is_local_root(record: SpanRecord) -> bool:
+    """No parent, or an entry span (server/consumer) whose parent ran in another service."""
+    parent = record.parent_span_id
+    return parent is None or not parent.strip("0") or record.kind in _ENTRY_KINDS
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSpan:
+    seq: int
+    """Arrival order; the handle `complete()` deletes by."""
+    record: SpanRecord
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolStats:
+    spans: int
+    traces: int
+    bytes: int
+    oldest_age_s: float
+    """Age of the oldest waiting span (0 when empty)."""
+
+
+class _Pending:
+    """One `accept_spans` call waiting for the writer's commit."""
+
+    __slots__ = ("rows", "traces", "size", "done", "ok")
+
+    def __init__(self, rows: list[tuple], traces: list[tuple], size: int) -> None:
+        self.rows = rows
+        self.traces = traces
+        self.size = size
+        self.done = threading.Event()
+        self.ok = False
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT), nothing implicit.
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute(f"PRAGMA synchronous={synchronous.upper()}")
+    connection.execute("PRAGMA busy_timeout=30000")
+    return connection
+
+
+class Spool:
+    """Implements `SpanSink` for the receivers, and the queries the assembler and shipper need. Thread-safe."""
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        max_bytes: int = 1024**3,
+        synchronous: str = "full",
+        metrics: BridgeMetrics | None = None,
+        wall_clock_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        if synchronous not in ("full", "normal"):
+            raise ValueError(f"synchronous must be 'full' or 'normal', got {synchronous!r}")
+        self.directory = Path(directory)
+        self.max_bytes = max_bytes
+        self.metrics = metrics
+        self._now_ns = wall_clock_ns
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # The spool holds prompts and outputs: only the owner may read it, even if the directory pre-existed.
+        os.chmod(self.directory, 0o700)
+        self.path = self.directory / SPOOL_FILE
+        self._writer = _connect(self.path, synchronous)
+        self._writer.executescript(_SCHEMA)
+        self._page_size = self._writer.execute("PRAGMA page_size").fetchone()[0]
+        self._reader = _connect(self.path, synchronous)
+        self._reader_lock = threading.Lock()
+        self._used_bytes = self._measure_bytes(self._writer)
+        self._pending_bytes = 0
+        self._queue: list[_Pending] = []
+        self._cond = threading.Condition()
+        self._intake_open = True
+        self._closed = False
+        self._write_ok = True
+        self._thread = threading.Thread(target=self._write_loop, name="spool-writer", daemon=True)
+        self._thread.start()
+        self._refresh_gauges()
+
+    def __repr__(self) -> str:
+        return f"Spool({str(self.directory)!r}, max_bytes={self.max_bytes})"
+
+    # -- intake (SpanSink) ---------------------------------------------------------------------------
+
+    def accept_spans(self, records: Sequence[SpanRecord]) -> AcceptResult:
+        """Store `records` durably in one transaction (shared with concurrent callers); ACCEPTED after commit."""
+        if not self._intake_open:
+            return AcceptResult(Verdict.SHUTTING_DOWN, 1.0)
+        now = self._now_ns()
+        rows: list[tuple] = []
+        traces: dict[str, bool] = {}
+        size = 0
+        for record in records:
+            body = orjson.dumps(record.to_json_obj())
+            size += len(body)
+            root = is_local_root(record)
+            rows.append((record.trace_id, record.span_id, now, int(root), body))
+            traces[record.trace_id] = traces.get(record.trace_id, False) or root
+        pending = _Pending(rows, [(t, now, int(root)) for t, root in traces.items()], size)
+        with self._cond:
+            if not self._intake_open:
+                return AcceptResult(Verdict.SHUTTING_DOWN, 1.0)
+            if self._used_bytes + self._pending_bytes + size > self.max_bytes:
+                logger.warning(
+                    "spool is full (%d of %d bytes): refusing %d spans, clients retry in %.0fs",
+                    self._used_bytes + self._pending_bytes, self.max_bytes, len(rows), OVERLOADED_RETRY_AFTER_S,
+                )
+                return AcceptResult(Verdict.OVERLOADED, OVERLOADED_RETRY_AFTER_S)
+            self._pending_bytes += size
+            self._queue.append(pending)
+            self._cond.notify()
+        pending.done.wait()
+        if not pending.ok:
+            return AcceptResult(Verdict.OVERLOADED, OVERLOADED_RETRY_AFTER_S)
+        if self.metrics is not None:
+            self.metrics.spool_spooled_spans.inc(len(rows))
+        return ACCEPTED
+
+    def close_intake(self) -> None:
+        """From now on `accept_spans` answers SHUTTING_DOWN (requests already waiting are still written)."""
+        with self._cond:
+            self._intake_open = False
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if not self._queue and self._closed:
+                    return
+                group, self._queue = self._queue, []
+            ok = self._write_group(group)
+            with self._cond:
+                self._pending_bytes -= sum(p.size for p in group)
+                if ok:
+                    self._used_bytes = self._measure_bytes(self._writer)
+            for pending in group:
+                pending.ok = ok
+                pending.done.set()
+
+    def _write_group(self, group: list[_Pending]) -> bool:
+        connection = self._writer
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                for pending in group:
+                    connection.executemany(_INSERT_SPAN, pending.rows)
+                    connection.executemany(_UPSERT_TRACE, pending.traces)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            # Disk full, I/O error, a locked file: refuse (the client retries) rather than pretend.
+            self._write_ok = False
+            logger.error("spool write failed, refusing %d requests: %s", len(group), exc)
+            return False
+        self._write_ok = True
+        return True
+
+    # -- reading and completing (assembler, shipper) ----------------------------------------------------
+
+    def ready_traces(self, limit: int, *, wait_s: float, exclude: Iterable[str] = (), flush: bool = False) -> list[str]:
+        """Traces ready to ship, oldest first: local root arrived, or first span older than `wait_s` (all with
+        `flush`). Traces in `exclude` (already being shipped) are skipped."""
+        excluded = set(exclude)
+        fetch = limit + len(excluded)
+        with self._reader_lock:
+            if flush:
+                rows = self._reader.execute(
+                    "SELECT trace_id FROM traces ORDER BY first_ns LIMIT ?", (fetch,)
+                ).fetchall()
+            else:
+                cutoff = self._now_ns() - int(wait_s * 1e9)
+                rows = self._reader.execute(
+                    "SELECT trace_id FROM (SELECT trace_id, first_ns FROM traces WHERE root_seen = 1 "
+                    "ORDER BY first_ns LIMIT ?) UNION SELECT trace_id FROM (SELECT trace_id, first_ns FROM traces "
+                    "WHERE first_ns <= ? ORDER BY first_ns LIMIT ?)",
+                    (fetch, cutoff, fetch),
+                ).fetchall()
+        ready = [trace_id for (trace_id,) in rows if trace_id not in excluded]
+        return ready[:limit]
+
+    def next_due_s(self, wait_s: float) -> float | None:
+        """Seconds until the oldest waiting trace is due (0 if one is ready now), None when nothing waits."""
+        with self._reader_lock:
+            row = self._reader.execute("SELECT min(first_ns) FROM traces").fetchone()
+        if row is None or row[0] is None:
+            return None
+        return max(0.0, (row[0] + int(wait_s * 1e9) - self._now_ns()) / 1e9)
+
+    def read_trace(self, trace_id: str, limit: int) -> list[StoredSpan]:
+        """Up to `limit` waiting spans of a trace, in arrival order."""
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT seq, body FROM spans WHERE trace_id = ? ORDER BY seq LIMIT ?", (trace_id, limit)
+            ).fetchall()
+        return [StoredSpan(seq, SpanRecord.from_json_obj(orjson.loads(body))) for seq, body in rows]
+
+    def known(self, trace_id: str) -> dict[str, Placement]:
+        """Placements of spans of `trace_id` shipped before (within the retention period)."""
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT span_id, entity_type, parent FROM placements WHERE trace_id = ?", (trace_id,)
+            ).fetchall()
+        return {span_id: Placement(entity_type, parent) for span_id, entity_type, parent in rows}
+
+    def complete(self, done: Mapping[str, tuple[Sequence[int], Mapping[str, Placement]]]) -> None:
+        """Delivered: per trace id, the spans' seqs to delete and the placements to remember, in one transaction.
+
+        A trace that still has spans (they arrived while it was being shipped) stays, its age reset to its
+        oldest remaining span and its root flag to whether a local root is among them.
+        """
+        if not done:
+            return
+        now = self._now_ns()
+        with self._reader_lock:
+            connection = self._reader
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                for trace_id, (seqs, placements) in done.items():
+                    connection.executemany("DELETE FROM spans WHERE seq = ?", [(seq,) for seq in seqs])
+                    connection.executemany(
+                        "INSERT OR REPLACE INTO placements (trace_id, span_id, entity_type, parent, shipped_ns) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        [(trace_id, span_id, p.entity_type, p.parent, now) for span_id, p in placements.items()],
+                    )
+                    remaining = connection.execute(
+                        "SELECT min(received_ns), max(local_root) FROM spans WHERE trace_id = ?", (trace_id,)
+                    ).fetchone()
+                    if remaining[0] is None:
+                        connection.execute("DELETE FROM traces WHERE trace_id = ?", (trace_id,))
+                    else:
+                        connection.execute(
+                            "UPDATE traces SET first_ns = ?, root_seen = ? WHERE trace_id = ?",
+                            (remaining[0], remaining[1], trace_id),
+                        )
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            used = self._measure_bytes(connection)
+        with self._cond:
+            self._used_bytes = used
+        self._refresh_gauges()
+
+    def purge_placements(self, retention_s: float) -> int:
+        """Forget placements older than `retention_s`; returns how many."""
+        cutoff = self._now_ns() - int(retention_s * 1e9)
+        with self._reader_lock:
+            cursor = self._reader.execute("DELETE FROM placements WHERE shipped_ns < ?", (cutoff,))
+            return cursor.rowcount
+
+    # -- state ---------------------------------------------------------------------------------------------
+
+    def stats(self) -> SpoolStats:
+        with self._reader_lock:
+            spans = self._reader.execute("SELECT count(*) FROM spans").fetchone()[0]
+            traces = self._reader.execute("SELECT count(*) FROM traces").fetchone()[0]
+        return SpoolStats(spans=spans, traces=traces, bytes=self.used_bytes, oldest_age_s=self.oldest_age_s())
+
+    @property
+    def used_bytes(self) -> int:
+        with self._cond:
+            return self._used_bytes
+
+    @property
+    def writable(self) -> bool:
+        """False after a failed write until a write succeeds again, or once closed."""
+        return self._write_ok and not self._closed and os.access(self.directory, os.W_OK)
+
+    def _measure_bytes(self, connection: sqlite3.Connection) -> int:
+        # Live pages only: deleted rows free pages that new rows reuse, so this is what the cap should see.
+        pages = connection.execute("PRAGMA page_count").fetchone()[0]
+        free = connection.execute("PRAGMA freelist_count").fetchone()[0]
+        return (pages - free) * self._page_size
+
+    def oldest_age_s(self) -> float:
+        """Age of the oldest waiting span, 0 when empty (one indexed lookup: rowid order is arrival order)."""
+        with self._reader_lock:
+            oldest = self._reader.execute("SELECT received_ns FROM spans ORDER BY seq LIMIT 1").fetchone()
+        return max(0.0, (self._now_ns() - oldest[0]) / 1e9) if oldest else 0.0
+
+    def _refresh_gauges(self) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.spool_bytes.set(self.used_bytes)
+        self.metrics.spool_oldest_span_age_seconds.set(self.oldest_age_s())
+
+    def refresh_gauges(self) -> None:
+        """Update the spool gauges (the admin endpoint calls this before rendering /metrics)."""
+        self._refresh_gauges()
+
+    def close(self) -> None:
+        """Stop intake, finish the writes already queued, and close the file."""
+        with self._cond:
+            self._intake_open = False
+            self._closed = True
+            self._cond.notify_all()
+        self._thread.join()
+        with self._reader_lock:
+            self._reader.close()
+        self._writer.close()

@@ -100,13 +100,17 @@ def _parse_list(value: Any) -> tuple[list[Any] | None, str | None]:
 
 
 def _image_item(part: Mapping[str, Any]) -> dict[str, Any] | None:
+    kind = part.get("type")
+    # Pydantic AI before instrumentation version 4 names its parts `image-url` {url} and `binary` {media_type, content}.
+    if kind == "image-url" and isinstance(part.get("url"), str):
+        return {"type": "image_url", "image_url": {"url": part["url"]}}
     modality = str(part.get("modality") or "").lower()
-    mime = str(part.get("mime_type") or "").lower()
+    mime = str(part.get("mime_type") or part.get("media_type") or "").lower()
     if modality != "image" and not mime.startswith("image/"):
         return None
-    if part.get("type") == "uri" and isinstance(part.get("uri"), str):
+    if kind == "uri" and isinstance(part.get("uri"), str):
         return {"type": "image_url", "image_url": {"url": part["uri"]}}
-    if part.get("type") == "blob" and isinstance(part.get("content"), str):
+    if kind in ("blob", "binary") and isinstance(part.get("content"), str):
         return {"type": "image_url", "image_url": {"url": f"data:{mime or 'image/*'};base64,{part['content']}"}}
     return None
 

@@ -63,6 +63,9 @@ def test_openinference_openai_spans(openinference_recorder: SpanRecorder) -> Non
     assert answered["messages"][2] == {"role": "tool", "content": "18C, sunny", "tool_call_id": "call_9"}
     assert answered["result"]["choices"][0]["message"]["content"] == "18°C and sunny."
     assert answered["result"]["usage"]["total_tokens"] == 37
+    # The stream's first-token event becomes the time-to-first-chunk metric, not an event entity.
+    assert answered["metrics"]["time_to_first_chunk_seconds"] >= 0
+    assert not [e for e in entities if e["type"] == "event"]
     # The trace of a model call at the root shows the question, not the raw request body.
     traces = [e for e in entities if e["type"] == "trace"]
     assert traces[0]["input"] == "Weather in Paris?"
@@ -278,6 +281,7 @@ def test_vercel_ai_sdk_spans() -> None:
                 "ai.response.finishReason": "stop",
                 "ai.response.id": "resp-v",
                 "ai.usage.promptTokens": 40,
+                "ai.response.msToFirstChunk": 250,
                 "ai.usage.completionTokens": 5,
                 "ai.settings.temperature": 0.5,
                 "ai.settings.maxRetries": 2,
@@ -318,5 +322,6 @@ def test_vercel_ai_sdk_spans() -> None:
     result = generation["result"]
     assert (result["id"], result["choices"][0]["finish_reason"]) == ("resp-v", "stop")
     assert result["usage"] == {"prompt_tokens": 40, "completion_tokens": 5, "total_tokens": 45}
+    assert generation["metrics"] == {"time_to_first_chunk_seconds": 0.25}
     tool = _only(entities, "toolCall")
     assert (tool["name"], tool["args"], tool["result"]) == ("weather", '{"city":"Oslo"}', '{"temp":3}')

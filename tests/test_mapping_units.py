@@ -150,6 +150,20 @@ def test_oversized_message_is_truncated_with_marker_in_payload() -> None:
     assert validate_batch({"repoId": "r", "logs": entities}) == []
 
 
+def test_references_are_never_truncated() -> None:
+    bounded = bound_value(
+        {
+            "id": "x" * 30,
+            "error": {"errorId": "e" * 30, "errorMessage": "m" * 30},
+            "messages": [{"tool_call_id": "c" * 30, "content": "t" * 30}],
+        },
+        10,
+    )
+    assert bounded["id"] == "x" * 30 and bounded["error"]["errorId"] == "e" * 30
+    assert bounded["messages"][0]["tool_call_id"] == "c" * 30
+    assert bounded["error"]["errorMessage"] == "m" * 10 + TRUNCATION_MARKER.format(dropped=20)
+
+
 @pytest.mark.parametrize("bad", [{"max_value_chars": 0}, {"max_value_chars": True}, {"unknown_provider": "cohere"}])
 def test_options_refuse_invalid_settings(bad) -> None:
     with pytest.raises(ValueError):

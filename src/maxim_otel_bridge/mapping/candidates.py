@@ -78,6 +78,7 @@ class Convention:
     response_id: Callable[[SpanRecord], str | None] | None = None
     params: Callable[[SpanRecord], dict[str, Any] | None] | None = None
     usage: Callable[[SpanRecord], Usage | None] | None = None
+    first_chunk_seconds: Callable[[SpanRecord], float | None] | None = None
     tool: Callable[[SpanRecord], ToolInfo | None] | None = None
     retrieval: Callable[[SpanRecord], RetrievalInfo | None] | None = None
     session_id: Callable[[SpanRecord], str | None] | None = None

@@ -13,7 +13,7 @@ from maxim_otel_bridge.mapping.classify import (
     TOOL_CALL,
     operation_name,
 )
-from maxim_otel_bridge.mapping.coerce import coerce_float, coerce_str_list
+from maxim_otel_bridge.mapping.coerce import coerce_str_list
 from maxim_otel_bridge.mapping.errors import (
     ErrorInfo,
     error_info,
@@ -147,7 +147,7 @@ def generation_entity(record: SpanRecord, where: Where, options: MappingOptions)
     if result is not None:
         entity["result"] = result
     metrics: dict[str, float] = dict(usage.details) if usage is not None else {}
-    first_chunk = coerce_float(record.attributes.get("gen_ai.response.time_to_first_chunk"))
+    first_chunk = first("first_chunk_seconds", record)
     if first_chunk is not None:
         metrics["time_to_first_chunk_seconds"] = first_chunk
     if metrics:

@@ -69,6 +69,7 @@ PRECEDENCE: dict[str, tuple[Convention, ...]] = {
     "response_id": (GENAI, VERCEL),
     "params": (GENAI, OPENINFERENCE, TRACELOOP, VERCEL),
     "usage": (GENAI, OPENINFERENCE, TRACELOOP, VERCEL),
+    "first_chunk_seconds": (GENAI, VERCEL, OPENINFERENCE),
     "tool": (GENAI, VERCEL, PYDANTIC_AI, OPENINFERENCE, TRACELOOP, GENERIC),
     "retrieval": (GENAI, OPENINFERENCE, TRACELOOP, GENERIC),
     "session_id": (GENERIC, GENAI, TRACELOOP, VERCEL),

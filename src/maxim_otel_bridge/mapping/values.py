@@ -26,10 +26,14 @@ def truncate_text(text: str, limit: int) -> str:
     return text[:limit] + TRUNCATION_MARKER.format(dropped=len(text) - limit)
 
 
+ID_KEYS = frozenset({"id", "traceId", "spanId", "sessionId", "errorId", "tool_call_id"})
+"""Keys whose string values are references: cutting one would break the link it makes, so never cut."""
+
+
 def bound_value(value: Any, limit: int, _depth: int = 0) -> Any:
     """A JSON-clean copy of `value`: strings truncated, non-finite floats as text, odd types as text.
 
-    Nesting deeper than a sane bound is rendered as text instead of recursed into.
+    Strings under `ID_KEYS` are kept whole. Nesting deeper than a sane bound is rendered as text.
     """
     if isinstance(value, str):
         return truncate_text(value, limit)
@@ -40,7 +44,10 @@ def bound_value(value: Any, limit: int, _depth: int = 0) -> Any:
     if _depth >= _MAX_DEPTH:
         return truncate_text(repr(value), limit)
     if isinstance(value, Mapping):
-        return {str(k): bound_value(v, limit, _depth + 1) for k, v in value.items()}
+        return {
+            str(k): v if k in ID_KEYS and isinstance(v, str) else bound_value(v, limit, _depth + 1)
+            for k, v in value.items()
+        }
     if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
         return [bound_value(v, limit, _depth + 1) for v in value]
     return truncate_text(str(value), limit)

@@ -11,7 +11,7 @@ from maxim_otel_bridge.mapping.candidates import (
     ToolInfo,
     Usage,
 )
-from maxim_otel_bridge.mapping.coerce import coerce_list, coerce_str, coerce_str_list
+from maxim_otel_bridge.mapping.coerce import coerce_float, coerce_list, coerce_str, coerce_str_list
 from maxim_otel_bridge.mapping.messages import (
     genai_choices,
     genai_messages,
@@ -101,6 +101,10 @@ def _usage(record: SpanRecord) -> Usage | None:
     )
 
 
+def _first_chunk_seconds(record: SpanRecord) -> float | None:
+    return coerce_float(record.attributes.get("gen_ai.response.time_to_first_chunk"))
+
+
 def _tool(record: SpanRecord) -> ToolInfo | None:
     a = record.attributes
     info = ToolInfo(
@@ -165,6 +169,7 @@ GENAI = Convention(
     response_id=_response_id,
     params=_params,
     usage=_usage,
+    first_chunk_seconds=_first_chunk_seconds,
     tool=_tool,
     retrieval=_retrieval,
     session_id=_session_id,

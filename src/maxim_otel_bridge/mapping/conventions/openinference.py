@@ -131,6 +131,17 @@ def _usage(record: SpanRecord) -> Usage | None:
     )
 
 
+FIRST_TOKEN_EVENT = "First Token Stream Event"
+
+
+def _first_chunk_seconds(record: SpanRecord) -> float | None:
+    # Streamed calls mark the first token with an attribute-less event; its offset is the latency.
+    for event in record.events:
+        if event.name == FIRST_TOKEN_EVENT and event.time_ns >= record.start_ns > 0:
+            return (event.time_ns - record.start_ns) / 1e9
+    return None
+
+
 def _tool(record: SpanRecord) -> ToolInfo | None:
     a = record.attributes
     info = ToolInfo(
@@ -178,7 +189,9 @@ OPENINFERENCE = Convention(
     finish_reasons=_finish_reasons,
     params=_params,
     usage=_usage,
+    first_chunk_seconds=_first_chunk_seconds,
     tool=_tool,
     retrieval=_retrieval,
     consumes=_consumes,
+    consumed_events={"generation": frozenset({FIRST_TOKEN_EVENT})},
 )

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from maxim_otel_bridge.mapping.candidates import Choice, Convention, ToolInfo, Usage
-from maxim_otel_bridge.mapping.coerce import coerce_list, coerce_str
+from maxim_otel_bridge.mapping.coerce import coerce_float, coerce_list, coerce_str
 from maxim_otel_bridge.mapping.ids import tool_call_id
 from maxim_otel_bridge.mapping.messages import (
     make_tool_call,
@@ -143,6 +143,11 @@ def _usage(record: SpanRecord) -> Usage | None:
     )
 
 
+def _first_chunk_seconds(record: SpanRecord) -> float | None:
+    milliseconds = coerce_float(record.attributes.get("ai.response.msToFirstChunk"))
+    return milliseconds / 1000 if milliseconds is not None else None
+
+
 def _tool(record: SpanRecord) -> ToolInfo | None:
     a = record.attributes
     info = ToolInfo(
@@ -184,6 +189,7 @@ VERCEL = Convention(
     session_id=_session_id,
     user_id=_user_id,
     usage=_usage,
+    first_chunk_seconds=_first_chunk_seconds,
     tool=_tool,
     input_text=_input_text,
     output_text=_output_text,

@@ -12,12 +12,21 @@ reads configuration and the receivers agree on one shape.
 from __future__ import annotations
 
 import enum
+import hmac
+import logging
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from maxim_otel_bridge.config import Secret
 from maxim_otel_bridge.record import SpanRecord
+
+if TYPE_CHECKING:
+    from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
+    from maxim_otel_bridge.sidecar.otlp_decode import DecodedSpans
 
 __all__ = [
     "ACCEPTED",
@@ -27,10 +36,15 @@ __all__ = [
     "DEFAULT_HTTP_MAX_REQUEST_BYTES",
     "DEFAULT_RETRY_AFTER_S",
     "AcceptResult",
+    "BearerAuth",
+    "Delivery",
+    "LogThrottle",
     "ReceiverLimits",
+    "ReceiverStartError",
     "SpanSink",
     "TlsFiles",
     "Verdict",
+    "deliver",
 ]
 
 DEFAULT_GRPC_ENDPOINT = "127.0.0.1:4317"
@@ -99,14 +113,20 @@ class ReceiverLimits:
     """Requests decoded and handed to the sink at once (gRPC thread pool size, HTTP handler cap)."""
     read_timeout_s: float = 30.0
     """HTTP: a client that sends nothing for this long is disconnected (slow-client guard)."""
+    body_timeout_s: float = 120.0
+    """HTTP: the whole request body must arrive within this time, however steadily it trickles in."""
+    max_connections: int = 256
+    """HTTP: open client connections at most; more are closed at once (each holds a thread)."""
 
     def __post_init__(self) -> None:
         if self.max_request_bytes <= 0:
             raise ValueError("max_request_bytes must be positive")
         if self.max_workers <= 0:
             raise ValueError("max_workers must be positive")
-        if self.read_timeout_s <= 0:
-            raise ValueError("read_timeout_s must be positive")
+        if self.read_timeout_s <= 0 or self.body_timeout_s <= 0:
+            raise ValueError("read_timeout_s and body_timeout_s must be positive")
+        if self.max_connections <= 0:
+            raise ValueError("max_connections must be positive")
 
     @classmethod
     def grpc_default(cls) -> ReceiverLimits:
@@ -115,3 +135,119 @@ class ReceiverLimits:
     @classmethod
     def http_default(cls) -> ReceiverLimits:
         return cls(max_request_bytes=DEFAULT_HTTP_MAX_REQUEST_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What became of one decoded request: the receivers turn this into their protocol's answer."""
+
+    acknowledged: bool
+    """True: answer success (with partial success when `rejected`); False: answer unavailable, retry later."""
+    accepted: int
+    rejected: int
+    error_message: str
+    retry_after_s: float = 0.0
+    outcome: str = "ok"
+    """The request outcome label for metrics (see `metrics.REQUEST_OUTCOMES`)."""
+
+
+def deliver(decoded: DecodedSpans, sink: SpanSink, metrics: BridgeMetrics, receiver: str) -> Delivery:
+    """Hand decoded spans to the sink and count the result; never raises.
+
+    Rejected (invalid) spans are counted whatever the sink says: the client must not retry them.
+    A sink that raises is treated like an overloaded one, so the client keeps the spans and retries
+    instead of losing them on a non-retryable error.
+    """
+    metrics.spans_refused(receiver, "invalid", decoded.rejected)
+    records = decoded.records
+    if not records:
+        outcome = "partial" if decoded.rejected else "ok"
+        return Delivery(True, 0, decoded.rejected, decoded.error_message, outcome=outcome)
+    try:
+        result = sink.accept_spans(records)
+    except Exception:  # noqa: BLE001  # another component: whatever it raises must not lose spans silently
+        _log.exception("%s receiver: the span sink failed; the client is told to retry", receiver)
+        metrics.spans_refused(receiver, "overloaded", len(records))
+        return Delivery(False, 0, decoded.rejected, "", DEFAULT_RETRY_AFTER_S, outcome="error")
+    if result.verdict is Verdict.ACCEPTED:
+        metrics.spans_accepted(receiver, len(records))
+        outcome = "partial" if decoded.rejected or decoded.error_message else "ok"
+        return Delivery(True, len(records), decoded.rejected, decoded.error_message, outcome=outcome)
+    reason = "overloaded" if result.verdict is Verdict.OVERLOADED else "shutting_down"
+    metrics.spans_refused(receiver, reason, len(records))
+    retry_after = result.retry_after_s if result.retry_after_s > 0 else DEFAULT_RETRY_AFTER_S
+    _throttled.warning(
+        f"{receiver}:{reason}",
+        "%s receiver: refused %d spans (%s); the client is told to retry in %.1fs",
+        receiver,
+        len(records),
+        reason,
+        retry_after,
+    )
+    return Delivery(
+        False,
+        0,
+        decoded.rejected,
+        reason.replace("_", " "),
+        retry_after,
+        outcome="unavailable",
+    )
+
+
+class BearerAuth:
+    """Checks `authorization: Bearer <token>`; with no token configured every request passes.
+
+    The comparison is constant-time so the token cannot be guessed byte by byte from response times.
+    """
+
+    __slots__ = ("_expected",)
+
+    def __init__(self, token: Secret | None) -> None:
+        self._expected = f"Bearer {token.reveal()}".encode() if token else None
+
+    @property
+    def required(self) -> bool:
+        return self._expected is not None
+
+    def allows(self, authorization: str | None) -> bool:
+        if self._expected is None:
+            return True
+        if authorization is None:
+            return False
+        return hmac.compare_digest(authorization.strip().encode("utf-8", "replace"), self._expected)
+
+    def __repr__(self) -> str:
+        return f"BearerAuth(required={self.required})"
+
+
+class LogThrottle:
+    """Logs a warning at most once per interval per key, so a misbehaving client cannot flood the log."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 10.0) -> None:
+        self._logger = logger
+        self._interval_s = interval_s
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def warning(self, key: str, message: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._interval_s:
+                self._suppressed[key] = self._suppressed.get(key, 0) + 1
+                return
+            self._last[key] = now
+            suppressed = self._suppressed.pop(key, 0)
+        if suppressed:
+            self._logger.warning(message + " (%d similar suppressed)", *args, suppressed)
+        else:
+            self._logger.warning(message, *args)
+
+
+_log = logging.getLogger(__name__)
+_throttled = LogThrottle(_log)
+
+
+class ReceiverStartError(OSError):
+    """A receiver could not start: its address is taken or not available, or its TLS files cannot be read."""

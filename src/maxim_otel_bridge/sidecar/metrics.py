@@ -39,7 +39,8 @@ REQUEST_OUTCOMES = frozenset(
         "too_large",  # over the size limit (after decompression)
         "unsupported",  # wrong content type, encoding, method or path
         "unauthenticated",  # missing or wrong bearer token
-        "unavailable",  # the sink refused (overloaded or shutting down)
+        "unavailable",  # the sink refused (overloaded or shutting down), or no worker was free
+        "timeout",  # the client was too slow sending its request
         "error",  # an unexpected failure inside the receiver
     }
 )
@@ -52,9 +53,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 
 def _checked(value: str, allowed: frozenset[str], what: str) -> str:
     if value not in allowed:
-        raise ValueError(
-            f"unknown {what} label {value!r}; expected one of {sorted(allowed)}"
-        )
+        raise ValueError(f"unknown {what} label {value!r}; expected one of {sorted(allowed)}")
     return value
 
 
@@ -130,9 +129,7 @@ class BridgeMetrics:
 
     def spans_accepted(self, receiver: str, count: int) -> None:
         if count:
-            self.receiver_accepted_spans.labels(
-                _checked(receiver, RECEIVERS, "receiver")
-            ).inc(count)
+            self.receiver_accepted_spans.labels(_checked(receiver, RECEIVERS, "receiver")).inc(count)
 
     def spans_refused(self, receiver: str, reason: str, count: int) -> None:
         if count:
@@ -144,9 +141,9 @@ class BridgeMetrics:
     # Spool and shipping side.
 
     def maxim_request_finished(self, outcome: str, seconds: float) -> None:
-        self.exporter_request_duration_seconds.labels(
-            _checked(outcome, SEND_OUTCOMES, "outcome")
-        ).observe(seconds)
+        self.exporter_request_duration_seconds.labels(_checked(outcome, SEND_OUTCOMES, "outcome")).observe(
+            seconds
+        )
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type, for an HTTP `/metrics` answer."""

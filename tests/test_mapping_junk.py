@@ -129,7 +129,7 @@ events = st.lists(
         name=st.sampled_from(EVENT_NAMES),
         time_ns=st.integers(-5, 2**66),
         attributes=st.dictionaries(
-            st.sampled_from(KEYS + ["content", "message", "body", "index", "tool_calls", "id", "finish_reason"]),
+            st.sampled_from([*KEYS, "content", "message", "body", "index", "tool_calls", "id", "finish_reason"]),
             values,
             max_size=5,
         ),

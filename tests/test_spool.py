@@ -1,0 +1,243 @@
+"""The durable spool on a real SQLite file: durability, dedup, byte cap, readiness, completion, concurrency."""
+
+from __future__ import annotations
+
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from fakes.records import generation, small_trace, span, span_id, trace_id
+
+from maxim_otel_bridge.mapping import Placement
+from maxim_otel_bridge.record import SpanKind
+from maxim_otel_bridge.sidecar.ingest import Verdict
+from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
+from maxim_otel_bridge.sidecar.spool import SPOOL_FILE, Spool, is_local_root
+
+
+class FakeWallClock:
+    """Wall-clock nanoseconds the test moves by hand (readiness is measured against it)."""
+
+    def __init__(self) -> None:
+        self.now = 1_700_000_000_000_000_000
+
+    def __call__(self) -> int:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += int(seconds * 1e9)
+
+
+@pytest.fixture
+def clock() -> FakeWallClock:
+    return FakeWallClock()
+
+
+@pytest.fixture
+def spool(tmp_path: Path, clock: FakeWallClock):
+    s = Spool(tmp_path / "spool", wall_clock_ns=clock)
+    yield s
+    s.close()
+
+
+def test_accepted_spans_survive_reopening_the_spool(tmp_path: Path, clock: FakeWallClock) -> None:
+    directory = tmp_path / "spool"
+    first = Spool(directory, wall_clock_ns=clock)
+    records = small_trace(7, children=3)
+    assert first.accept_spans(records).verdict is Verdict.ACCEPTED
+    first.close()
+
+    again = Spool(directory, wall_clock_ns=clock)
+    try:
+        stored = again.read_trace(trace_id(7), 100)
+        assert [s.record for s in stored] == records
+        assert again.stats().spans == 4 and again.stats().traces == 1
+    finally:
+        again.close()
+
+
+def test_directory_and_file_are_private(spool: Spool) -> None:
+    assert stat.S_IMODE(spool.directory.stat().st_mode) == 0o700
+    assert (spool.directory / SPOOL_FILE).exists()
+
+
+def test_existing_directory_is_made_private(tmp_path: Path) -> None:
+    directory = tmp_path / "shared"
+    directory.mkdir(mode=0o755)
+    s = Spool(directory)
+    try:
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    finally:
+        s.close()
+
+
+def test_a_span_sent_twice_is_stored_once(spool: Spool) -> None:
+    records = small_trace(1)
+    assert spool.accept_spans(records).accepted
+    assert spool.accept_spans(records[:1]).accepted  # a client retrying after a lost answer
+    assert spool.stats().spans == 3
+
+
+def test_over_the_byte_cap_refuses_with_a_retry_delay_and_keeps_what_it_had(tmp_path: Path) -> None:
+    s = Spool(tmp_path / "spool", max_bytes=200_000)
+    try:
+        big = {"payload": "x" * 20_000}
+        accepted = refused = 0
+        verdicts = []
+        for n in range(1, 40):
+            result = s.accept_spans([span(n, 1, attributes=big)])
+            verdicts.append(result.verdict)
+            if result.accepted:
+                accepted += 1
+            else:
+                refused += 1
+                assert result.verdict is Verdict.OVERLOADED
+                assert result.retry_after_s > 0
+        assert accepted > 0 and refused > 0
+        # Everything acknowledged is there, nothing refused slipped in.
+        assert s.stats().spans == accepted
+        assert verdicts.index(Verdict.OVERLOADED) == accepted  # refusals start once full and stay
+        # Delivering frees room: intake resumes.
+        ready = s.ready_traces(100, wait_s=0)
+        s.complete({t: ([x.seq for x in s.read_trace(t, 10)], {}) for t in ready})
+        assert s.stats().spans == 0
+        assert s.accept_spans([span(99, 1, attributes=big)]).accepted
+    finally:
+        s.close()
+
+
+def test_after_close_intake_spans_are_refused_as_shutting_down(spool: Spool) -> None:
+    spool.close_intake()
+    result = spool.accept_spans(small_trace(1))
+    assert result.verdict is Verdict.SHUTTING_DOWN
+    assert spool.stats().spans == 0
+
+
+def test_concurrent_requests_are_all_stored(spool: Spool) -> None:
+    metrics = BridgeMetrics()
+    spool.metrics = metrics
+    results: list[bool] = []
+    lock = threading.Lock()
+
+    def client(worker: int) -> None:
+        for n in range(25):
+            ok = spool.accept_spans(small_trace(worker * 1000 + n, children=4)).accepted
+            with lock:
+                results.append(ok)
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(results) and len(results) == 200
+    assert spool.stats().spans == 200 * 5
+    assert spool.stats().traces == 200
+    assert metrics.spool_spooled_spans._value.get() == 1000
+
+
+def test_local_roots() -> None:
+    assert is_local_root(span(1, 1))
+    assert not is_local_root(span(1, 2, 1))
+    assert is_local_root(span(1, 2, 1, kind=SpanKind.SERVER))  # parent ran in the calling service
+    assert is_local_root(span(1, 2, 0))  # an all-zero parent id means none
+
+
+def test_a_trace_is_ready_when_its_root_arrives(spool: Spool) -> None:
+    children = [generation(3, 2, 1), generation(3, 3, 1)]
+    assert spool.accept_spans(children).accepted
+    assert spool.ready_traces(10, wait_s=5) == []
+    assert spool.accept_spans([span(3, 1)]).accepted
+    assert spool.ready_traces(10, wait_s=5) == [trace_id(3)]
+
+
+def test_a_trace_without_root_is_ready_after_the_wait(spool: Spool, clock: FakeWallClock) -> None:
+    assert spool.accept_spans([generation(4, 2, 1)]).accepted
+    assert spool.ready_traces(10, wait_s=5) == []
+    assert spool.next_due_s(5) == pytest.approx(5)
+    clock.advance(5)
+    assert spool.ready_traces(10, wait_s=5) == [trace_id(4)]
+    assert spool.next_due_s(5) == 0
+
+
+def test_ready_traces_are_oldest_first_and_skip_excluded(spool: Spool, clock: FakeWallClock) -> None:
+    for n in (10, 11, 12):
+        spool.accept_spans(small_trace(n))
+        clock.advance(1)
+    assert spool.ready_traces(10, wait_s=60) == [trace_id(10), trace_id(11), trace_id(12)]
+    assert spool.ready_traces(2, wait_s=60, exclude=[trace_id(10)]) == [trace_id(11), trace_id(12)]
+    assert spool.ready_traces(10, wait_s=60, flush=True) == [trace_id(10), trace_id(11), trace_id(12)]
+
+
+def test_flush_takes_traces_that_are_not_ready(spool: Spool) -> None:
+    spool.accept_spans([generation(5, 2, 1)])
+    assert spool.ready_traces(10, wait_s=60) == []
+    assert spool.ready_traces(10, wait_s=60, flush=True) == [trace_id(5)]
+
+
+def test_complete_deletes_delivered_rows_and_remembers_placements(spool: Spool, clock: FakeWallClock) -> None:
+    spool.accept_spans(small_trace(6))
+    stored = spool.read_trace(trace_id(6), 100)
+    clock.advance(2)
+    late = generation(6, 9, 1)
+    spool.accept_spans([late])  # arrived while the first part was being shipped
+    placements = {span_id(1): Placement("span", None), span_id(2): Placement("generation", span_id(1))}
+    spool.complete({trace_id(6): ([s.seq for s in stored], placements)})
+
+    left = spool.read_trace(trace_id(6), 100)
+    assert [s.record for s in left] == [late]
+    assert spool.known(trace_id(6)) == placements
+    # The trace's age restarts from the late span and it has no root: it waits again.
+    assert spool.ready_traces(10, wait_s=5) == []
+    clock.advance(5)
+    assert spool.ready_traces(10, wait_s=5) == [trace_id(6)]
+    spool.complete({trace_id(6): ([s.seq for s in left], {})})
+    assert spool.stats().traces == 0 and spool.stats().spans == 0
+
+
+def test_placements_are_forgotten_after_the_retention(spool: Spool, clock: FakeWallClock) -> None:
+    spool.accept_spans(small_trace(8))
+    stored = spool.read_trace(trace_id(8), 100)
+    spool.complete({trace_id(8): ([s.seq for s in stored], {span_id(1): Placement("span", None)})})
+    clock.advance(30)
+    assert spool.purge_placements(60) == 0
+    clock.advance(31)
+    assert spool.purge_placements(60) == 1
+    assert spool.known(trace_id(8)) == {}
+
+
+def test_bytes_and_oldest_age_are_reported(spool: Spool, clock: FakeWallClock) -> None:
+    metrics = BridgeMetrics()
+    spool.metrics = metrics
+    assert spool.oldest_age_s() == 0
+    spool.accept_spans(small_trace(9))
+    clock.advance(3)
+    spool.refresh_gauges()
+    assert metrics.spool_oldest_span_age_seconds._value.get() == pytest.approx(3)
+    assert metrics.spool_bytes._value.get() == spool.used_bytes > 0
+    text = metrics.render()[0].decode()
+    assert "maxim_bridge_spool_oldest_span_age_seconds 3.0" in text
+
+
+def test_a_failed_write_refuses_instead_of_acknowledging(tmp_path: Path) -> None:
+    s = Spool(tmp_path / "spool")
+    try:
+        # Another connection holds the write lock past the writer's busy timeout: the write fails.
+        s._writer.execute("PRAGMA busy_timeout=50")
+        import sqlite3
+
+        blocker = sqlite3.connect(s.path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            result = s.accept_spans(small_trace(1))
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert result.verdict is Verdict.OVERLOADED
+        assert not s.writable
+        assert s.accept_spans(small_trace(2)).accepted
+        assert s.writable
+        assert s.stats().spans == 3
+    finally:
+        s.close()

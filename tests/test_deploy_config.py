@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from maxim_otel_bridge import config
+from maxim_otel_bridge.sidecar.settings import SETTINGS, SidecarSettings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"
@@ -37,15 +38,21 @@ BRIDGE_IMAGE_NAME = "maxim-otel-bridge"
 # Native sidecars (init containers with restartPolicy: Always) need 1.29; docs/deploy.md says so.
 KUBERNETES_VERSION = "1.29.0"
 
-# Settings the sidecar reads (flags and environment), and the health endpoints of its admin server.
-ENV_GRPC = "MAXIM_BRIDGE_GRPC_ENDPOINT"
-ENV_HTTP = "MAXIM_BRIDGE_HTTP_ENDPOINT"
-ENV_ADMIN = "MAXIM_BRIDGE_ADMIN_ENDPOINT"
-ENV_SPOOL = "MAXIM_BRIDGE_SPOOL_DIR"
-LIBRARY_DEFAULT_PORTS = {ENV_GRPC: 4317, ENV_HTTP: 4318, ENV_ADMIN: 13133}
+# The sidecar's settings table is the one source of environment variable names and library defaults.
+SETTING_ENV = {setting.name: setting.env for setting in SETTINGS}
+ENV_GRPC = SETTING_ENV["grpc_endpoint"]
+ENV_HTTP = SETTING_ENV["http_endpoint"]
+ENV_ADMIN = SETTING_ENV["admin_endpoint"]
+ENV_SPOOL = SETTING_ENV["spool_dir"]
+ENV_SPOOL_MAX = SETTING_ENV["spool_max_bytes"]
+LIBRARY_DEFAULT_PORTS = {
+    setting.env: int(setting.default.rpartition(":")[2])
+    for setting in SETTINGS
+    if setting.name in ("grpc_endpoint", "http_endpoint", "admin_endpoint")
+}
+KNOWN_ENV = {config.ENV_API_KEY, config.ENV_REPO_ID, config.ENV_BASE_URL} | set(SETTING_ENV.values())
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
-KNOWN_ENV = {config.ENV_API_KEY, config.ENV_REPO_ID, config.ENV_BASE_URL, ENV_GRPC, ENV_HTTP, ENV_ADMIN, ENV_SPOOL}
 
 
 # ---- reading the Dockerfile ----------------------------------------------------------------------------
@@ -157,6 +164,21 @@ def venv_tool(name: str) -> str:
     return found
 
 
+def effective_settings(image: Image, overrides: dict[str, str]) -> SidecarSettings:
+    """What `serve` would run with: the image's environment plus a recipe's own values, read by the sidecar."""
+    return load_settings({}, environ={**image.env, **overrides})
+
+
+_QUANTITY = {"Ki": 1024, "Mi": 1024**2, "Gi": 1024**3, "Ti": 1024**4}
+
+
+def quantity_bytes(quantity: str) -> int:
+    """A Kubernetes binary quantity (`512Mi`, `5Gi`) in bytes."""
+    match = re.fullmatch(r"(\d+)(Ki|Mi|Gi|Ti)", quantity)
+    assert match, f"use a binary quantity such as 1Gi, got {quantity!r}"
+    return int(match.group(1)) * _QUANTITY[match.group(2)]
+
+
 # ---- the image -----------------------------------------------------------------------------------------
 
 
@@ -186,6 +208,9 @@ def test_dockerfile_runtime_contract(image: Image) -> None:
         assert image.port(name) == default_port, name
     assert image.exposed == set(LIBRARY_DEFAULT_PORTS.values())
     assert image.volumes == [image.env[ENV_SPOOL]], "the spool directory is the declared volume"
+    settings = effective_settings(image, {})
+    assert settings.spool_path == Path(image.volumes[0])
+    assert settings.dead_letter_file.parent == settings.spool_path, "refused entities are kept on the volume too"
     assert HEALTH_PATH in image.healthcheck and ENV_ADMIN in image.healthcheck
 
 
@@ -258,6 +283,12 @@ def test_compose_runs_the_bridge_as_the_image_defines_it(image: Image) -> None:
     for name in (ENV_GRPC, ENV_HTTP, ENV_ADMIN, ENV_SPOOL):
         if name in env:
             assert env[name] == image.env[name], f"{name} differs from the image"
+
+    plain = {name: value for name, value in env.items() if not value.startswith("${")}
+    settings = effective_settings(image, plain)
+    assert {port_of(settings.grpc_endpoint), port_of(settings.http_endpoint), port_of(settings.admin_endpoint)} == image.exposed
+    stop_grace = int(str(bridge["stop_grace_period"]).removesuffix("s"))
+    assert stop_grace > settings.grace_period, "time to ship what is spooled before being killed"
 
     published = {int(str(p).rsplit(":", 1)[1].split("/")[0]) for p in bridge["ports"]}
     assert published == image.exposed
@@ -338,6 +369,17 @@ def check_bridge_container(container: dict, pod_spec: dict, image: Image) -> dic
     volumes = {v["name"]: v for v in pod_spec.get("volumes", [])}
     claim_names = {t["metadata"]["name"] for t in pod_spec.get("_claims", [])}
     assert mount["name"] in claim_names or "emptyDir" in volumes.get(mount["name"], {}), "spool on emptyDir or PVC"
+
+    settings = effective_settings(image, values)
+    if mount["name"] in claim_names:
+        (claim,) = [t for t in pod_spec["_claims"] if t["metadata"]["name"] == mount["name"]]
+        capacity = quantity_bytes(claim["spec"]["resources"]["requests"]["storage"])
+    else:
+        capacity = quantity_bytes(volumes[mount["name"]]["emptyDir"]["sizeLimit"])
+    # An emptyDir over its sizeLimit gets the pod evicted: the spool must refuse data before that.
+    assert ENV_SPOOL_MAX in values, f"set {ENV_SPOOL_MAX} below the spool volume's size"
+    assert settings.spool_max_bytes <= capacity * 0.8, "leave room for the dead-letter file and SQLite's WAL"
+    assert pod_spec["terminationGracePeriodSeconds"] > settings.grace_period + 10
 
     requests = container["resources"]["requests"]
     assert requests["cpu"] and requests["memory"]

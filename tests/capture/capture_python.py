@@ -1,9 +1,10 @@
-"""Write `tests/fixtures/captured/<name>.json` from real Python instrumentation packages.
+"""Write `tests/fixtures/captured/<name>.json` from real instrumentation packages (Python, and the Vercel AI SDK).
 
 Re-run after upgrading an instrumentation package, then review the diff:
 
     cd /work/main && .venv/bin/python tests/capture/capture_python.py            # all of them
     cd /work/main && .venv/bin/python tests/capture/capture_python.py traceloop  # just one
+    cd /work/main && .venv/bin/python tests/capture/capture_python.py vercel_ai  # needs node and npm
 
 Each file holds the package name and version and, per scenario, the span records exactly as the package emitted
 them (ids come from a sequential generator; times and the local server's port are those of the capture run).
@@ -17,21 +18,24 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 
-from capture.scenarios import CAPTURES, capture, dumps  # noqa: E402 - needs the path above
+from capture import vercel_ai  # noqa: E402 - needs the path above
+from capture.scenarios import CAPTURES, capture, dumps  # noqa: E402
 
 FIXTURES = TESTS / "fixtures" / "captured"
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(CAPTURES)
-    unknown = [n for n in names if n not in CAPTURES]
+    known = [*CAPTURES, "vercel_ai"]
+    names = argv or known
+    unknown = [n for n in names if n not in known]
     if unknown:
-        print(f"unknown capture(s) {unknown}; known: {sorted(CAPTURES)}", file=sys.stderr)
+        print(f"unknown capture(s) {unknown}; known: {sorted(known)}", file=sys.stderr)
         return 2
     FIXTURES.mkdir(parents=True, exist_ok=True)
     for name in names:
         path = FIXTURES / f"{name}.json"
-        path.write_text(dumps(name, capture(name)), encoding="utf-8")
+        text = vercel_ai.dumps(vercel_ai.capture()) if name == "vercel_ai" else dumps(name, capture(name))
+        path.write_text(text, encoding="utf-8")
         print(f"wrote {path.relative_to(TESTS.parent)}")
     return 0
 

@@ -42,8 +42,16 @@ _ROLE_ALIASES = {
     "chatbot": "chatbot",
 }
 
-# GenAI finish reasons are singular (`tool_call`); Maxim's result is OpenAI-shaped (`tool_calls`).
-_FINISH_REASONS = {"tool_call": "tool_calls", "function_call": "tool_calls", "end_turn": "stop", "max_tokens": "length"}
+# GenAI finish reasons are singular (`tool_call`), the Vercel AI SDK's hyphenated (`tool-calls`); Maxim's result is
+# OpenAI-shaped (`tool_calls`).
+_FINISH_REASONS = {
+    "tool_call": "tool_calls",
+    "tool-calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content-filter": "content_filter",
+    "end_turn": "stop",
+    "max_tokens": "length",
+}
 
 
 def normalize_role(raw: Any) -> str:

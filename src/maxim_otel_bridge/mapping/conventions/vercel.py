@@ -6,6 +6,7 @@ shape (`content` parts `text`, `tool-call`, `tool-result`), converted here to Ma
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,14 +57,14 @@ def _messages(value: Any, span_id: str) -> list[dict[str, Any]] | None:
             kind = part.get("type") if isinstance(part, Mapping) else None
             if kind == "text":
                 texts.append({"type": "text", "text": to_text(part.get("text")) or ""})
-            elif kind == "image" and isinstance(part.get("image"), str):
-                texts.append({"type": "image_url", "image_url": {"url": part["image"]}})
+            elif kind in ("image", "file") and _image_url(part) is not None:
+                texts.append({"type": "image_url", "image_url": {"url": _image_url(part)}})
             elif kind == "tool-call":
                 calls.append(_call(part, span_id, message_index, len(calls)))
             elif kind == "tool-result":
                 result: dict[str, Any] = {
                     "role": "tool",
-                    "content": to_text(part.get("result", part.get("output"))) or "",
+                    "content": to_text(_tool_output(part.get("result", part.get("output")))) or "",
                 }
                 call_id = coerce_str(part.get("toolCallId"))
                 if call_id is not None:
@@ -154,9 +155,39 @@ def _tool(record: SpanRecord) -> ToolInfo | None:
         name=coerce_str(a.get("ai.toolCall.name")),
         call_id=coerce_str(a.get("ai.toolCall.id")),
         arguments=to_text(a.get("ai.toolCall.args", a.get("ai.toolCall.input"))),
-        result=to_text(a.get("ai.toolCall.result", a.get("ai.toolCall.output"))),
+        result=_unquoted(to_text(a.get("ai.toolCall.result", a.get("ai.toolCall.output")))),
     )
     return None if info == ToolInfo() else info
+
+
+def _tool_output(output: Any) -> Any:
+    # Since AI SDK 5 a tool result is typed, `{type: "text" | "json" | "error-text" | ..., value}`: the value is the result.
+    if isinstance(output, Mapping) and "value" in output and isinstance(output.get("type"), str):
+        return output["value"]
+    return output
+
+
+def _unquoted(text: str | None) -> str | None:
+    # `ai.toolCall.result` is the result JSON-encoded, so a string result arrives quoted; show the string itself.
+    if text is not None and len(text) >= 2 and text[0] == text[-1] == '"':
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            return text
+        if isinstance(decoded, str):
+            return decoded
+    return text
+
+
+def _image_url(part: Mapping[str, Any]) -> str | None:
+    """An image part (`image`, or `file` with an image media type) as a URL: links as they are, base64 as a data URL."""
+    data = part.get("image") if part.get("type") == "image" else part.get("data")
+    media_type = coerce_str(part.get("mediaType", part.get("mimeType"))) or ""
+    if not isinstance(data, str) or (part.get("type") == "file" and not media_type.startswith("image/")):
+        return None
+    if data.startswith(("http://", "https://", "data:")):
+        return data
+    return f"data:{media_type or 'image/*'};base64,{data}"
 
 
 def _input_text(record: SpanRecord) -> str | None:

@@ -13,6 +13,8 @@ import shlex
 import shutil
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -22,6 +24,7 @@ import pytest
 import yaml
 
 from maxim_otel_bridge import config
+from maxim_otel_bridge.sidecar.admin import AdminServer
 from maxim_otel_bridge.sidecar.settings import SETTINGS, SidecarSettings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,6 +182,19 @@ def quantity_bytes(quantity: str) -> int:
     return int(match.group(1)) * _QUANTITY[match.group(2)]
 
 
+def served_status(path: str) -> int:
+    """The status the sidecar's real admin server answers for `path` (a ready sidecar)."""
+    admin = AdminServer("127.0.0.1:0", readiness=lambda: (True, {}), render_metrics=lambda: (b"", "text/plain"))
+    admin.start()
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin.bound_port}{path}", timeout=5) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    finally:
+        admin.stop()
+
+
 # ---- the image -----------------------------------------------------------------------------------------
 
 
@@ -212,6 +228,16 @@ def test_dockerfile_runtime_contract(image: Image) -> None:
     assert settings.spool_path == Path(image.volumes[0])
     assert settings.dead_letter_file.parent == settings.spool_path, "refused entities are kept on the volume too"
     assert HEALTH_PATH in image.healthcheck and ENV_ADMIN in image.healthcheck
+
+
+@pytest.mark.parametrize("path", [HEALTH_PATH, READY_PATH])
+def test_probe_paths_are_served_by_the_admin_server(path: str) -> None:
+    assert served_status(path) == 200
+
+
+def test_admin_server_does_not_answer_any_path() -> None:
+    # So the test above means something: a path the recipes could misspell is a 404.
+    assert served_status("/health") == 404
 
 
 def test_dockerfile_bakes_in_no_secret(image: Image) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from capture.scenarios import CAPTURES, SCENARIOS, TOOL_RESULT, capture, package_version
+from capture.summary import summary
 
 from maxim_otel_bridge.mapping import map_trace_part
 from maxim_otel_bridge.record import SpanRecord
@@ -35,7 +36,9 @@ def _fixture(name: str) -> dict[str, Any]:
 
 
 def _records(name: str, scenario: str) -> list[SpanRecord]:
-    return [SpanRecord.from_json_obj(obj) for obj in _fixture(name)["scenarios"][scenario]]
+    return [
+        SpanRecord.from_json_obj(obj) for obj in _fixture(name)["scenarios"][scenario]
+    ]
 
 
 def _entities(records: list[SpanRecord]) -> list[dict[str, Any]]:
@@ -44,47 +47,12 @@ def _entities(records: list[SpanRecord]) -> list[dict[str, Any]]:
     return entities
 
 
-def _tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
-    # Argument strings differ in whitespace between packages; their JSON is what must agree.
-    return [{"name": c["function"]["name"], "arguments": json.loads(c["function"]["arguments"])} for c in message.get("tool_calls") or []]
-
-
-def _generation(entity: dict[str, Any]) -> dict[str, Any]:
-    (choice,) = entity["result"]["choices"]
-    return {
-        "model": entity["model"],
-        "provider": entity["provider"],
-        "messages": [
-            {k: v for k, v in m.items() if k != "tool_calls"} | ({"tool_calls": _tool_calls(m)} if m.get("tool_calls") else {})
-            for m in entity["messages"]
-        ],
-        "answer": choice["message"].get("content"),
-        "tool_calls": _tool_calls(choice["message"]),
-        "finish_reason": choice["finish_reason"],
-        "usage": entity["result"]["usage"],
-    }
-
-
-def summary(entities: list[dict[str, Any]]) -> dict[str, Any]:
-    """What must hold whichever package emitted the spans: the tree shape and each generation's content."""
-    by_id = {e["id"]: e for e in entities}
-    (trace,) = [e for e in entities if e["type"] == "trace"]
-    shape = []
-    for e in entities:
-        if e["type"] in ("trace", "session"):
-            continue
-        parent = by_id.get(e.get("spanId", ""), trace)
-        shape.append((e["type"], parent["type"]))
-    return {
-        "shape": shape,
-        "trace_io": (trace.get("input"), trace.get("output")),
-        "generations": [_generation(e) for e in entities if e["type"] == "generation"],
-        "tools": [(e["name"], json.loads(e["args"]), e["result"]) for e in entities if e["type"] == "toolCall"],
-    }
-
-
 def _usage(prompt: int, completion: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _expected_tool_messages(call_id: str) -> list[dict[str, Any]]:
@@ -95,18 +63,35 @@ def _expected_tool_messages(call_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def _text_generation(messages: list[dict[str, Any]], usage: dict[str, int]) -> dict[str, Any]:
-    return {"model": MODEL, "provider": "openai", "messages": messages, "answer": ANSWER, "tool_calls": [], "finish_reason": "stop", "usage": usage}
+def _text_generation(
+    messages: list[dict[str, Any]], usage: dict[str, int]
+) -> dict[str, Any]:
+    return {
+        "model": MODEL,
+        "provider": "openai",
+        "messages": messages,
+        "answer": ANSWER,
+        "tool_calls": [],
+        "finish_reason": "stop",
+        "usage": usage,
+    }
 
 
 @pytest.mark.parametrize("name", OPENAI_CLIENTS + PYDANTIC_AI)
 def test_plain_chat(name: str) -> None:
     got = summary(_entities(_records(name, "chat")))
-    system_and_user = [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "Say hello."}]
+    system_and_user = [
+        {"role": "system", "content": "Be terse."},
+        {"role": "user", "content": "Say hello."},
+    ]
     assert got["generations"] == [_text_generation(system_and_user, _usage(5, 8))]
     assert got["trace_io"] == ("Say hello.", ANSWER)
     # A bare client call is the trace's only span; an agent run puts the call under its agent span.
-    assert got["shape"] == ([("generation", "trace")] if name in OPENAI_CLIENTS else [("span", "trace"), ("generation", "span")])
+    assert got["shape"] == (
+        [("generation", "trace")]
+        if name in OPENAI_CLIENTS
+        else [("span", "trace"), ("generation", "span")]
+    )
 
 
 @pytest.mark.parametrize("name", OPENAI_CLIENTS + PYDANTIC_AI)
@@ -128,10 +113,19 @@ def test_tool_round_trip(name: str) -> None:
     assert answered == _text_generation(_expected_tool_messages(call_id), _usage(23, 8))
     if name in OPENAI_CLIENTS:
         # The application's own span holds both model calls; nobody recorded the tool run itself.
-        assert got["shape"] == [("span", "trace"), ("generation", "span"), ("generation", "span")]
+        assert got["shape"] == [
+            ("span", "trace"),
+            ("generation", "span"),
+            ("generation", "span"),
+        ]
         assert got["tools"] == []
     else:
-        assert got["shape"] == [("span", "trace"), ("generation", "span"), ("toolCall", "span"), ("generation", "span")]
+        assert got["shape"] == [
+            ("span", "trace"),
+            ("generation", "span"),
+            ("toolCall", "span"),
+            ("generation", "span"),
+        ]
         assert got["tools"] == [("get_weather", {"city": "Paris"}, TOOL_RESULT)]
         assert got["trace_io"] == ("Weather in Paris?", ANSWER)
 
@@ -143,7 +137,11 @@ def test_streamed_answer_keeps_its_usage(name: str) -> None:
     if name in OPENAI_CLIENTS:
         assert got["generations"] == [_text_generation(user, _usage(5, 8))]
     else:
-        assert got["generations"] == [_text_generation([{"role": "system", "content": "Be terse."}, *user], _usage(7, 8))]
+        assert got["generations"] == [
+            _text_generation(
+                [{"role": "system", "content": "Be terse."}, *user], _usage(7, 8)
+            )
+        ]
     assert got["trace_io"] == ("Weather in Paris?", ANSWER)
 
 
@@ -154,38 +152,60 @@ def test_embeddings_are_a_span_not_a_generation(name: str) -> None:
     assert got["shape"] == [("span", "trace")] and got["generations"] == []
     (span,) = [e for e in entities if e["type"] == "span"]
     # The model and token count stay visible on the span rather than being lost.
-    assert any("text-embedding-3-small" in str(v) for v in span.get("metadata", {}).values())
+    assert any(
+        "text-embedding-3-small" in str(v) for v in span.get("metadata", {}).values()
+    )
 
 
 @pytest.mark.parametrize("name", ["openinference", *PYDANTIC_AI])
 def test_images_become_image_url_parts(name: str) -> None:
-    (generation,) = [e for e in _entities(_records(name, "multimodal")) if e["type"] == "generation"]
+    (generation,) = [
+        e for e in _entities(_records(name, "multimodal")) if e["type"] == "generation"
+    ]
     (user,) = [m for m in generation["messages"] if m["role"] == "user"]
     text, url, blob = user["content"]
     assert text == {"type": "text", "text": "What is in these pictures?"}
-    assert url == {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
-    assert blob["type"] == "image_url" and blob["image_url"]["url"].startswith("data:image/png;base64,iVBORw0KGgo")
+    assert url == {
+        "type": "image_url",
+        "image_url": {"url": "https://example.com/cat.png"},
+    }
+    assert blob["type"] == "image_url" and blob["image_url"]["url"].startswith(
+        "data:image/png;base64,iVBORw0KGgo"
+    )
     assert generation["result"]["choices"][0]["message"]["content"] == ANSWER
 
 
 @pytest.mark.parametrize("name", ["openai_v2", "traceloop"])
-def test_images_dropped_by_the_instrumentation_still_give_a_generation(name: str) -> None:
+def test_images_dropped_by_the_instrumentation_still_give_a_generation(
+    name: str,
+) -> None:
     # openai-v2 records the image message with no parts and Traceloop records no input at all for list
     # contents: nothing to show, but the call, its answer and its usage still arrive.
-    (generation,) = [e for e in _entities(_records(name, "multimodal")) if e["type"] == "generation"]
+    (generation,) = [
+        e for e in _entities(_records(name, "multimodal")) if e["type"] == "generation"
+    ]
     assert generation["result"]["choices"][0]["message"]["content"] == ANSWER
     assert generation["result"]["usage"]["prompt_tokens"] > 0
-    assert all(not isinstance(m.get("content"), list) or m["content"] for m in generation["messages"])
+    assert all(
+        not isinstance(m.get("content"), list) or m["content"]
+        for m in generation["messages"]
+    )
 
 
 def test_pydantic_ai_agent_usage_is_not_counted_twice() -> None:
     entities = _entities(_records("pydantic_ai", "tool_round_trip"))
     (agent,) = [e for e in entities if e["type"] == "span"]
-    assert "result" not in agent and "usage" not in json.dumps({k: v for k, v in agent.items() if k != "metadata"})
+    assert "result" not in agent and "usage" not in json.dumps(
+        {k: v for k, v in agent.items() if k != "metadata"}
+    )
     generations = [e for e in entities if e["type"] == "generation"]
     total = sum(g["result"]["usage"]["total_tokens"] for g in generations)
     aggregated = agent["metadata"]
-    assert int(aggregated["gen_ai.aggregated_usage.input_tokens"]) + int(aggregated["gen_ai.aggregated_usage.output_tokens"]) == total
+    assert (
+        int(aggregated["gen_ai.aggregated_usage.input_tokens"])
+        + int(aggregated["gen_ai.aggregated_usage.output_tokens"])
+        == total
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CAPTURES))
@@ -200,5 +220,7 @@ def test_fixture_matches_the_installed_package_run_live(name: str) -> None:
     for scenario, records in live.items():
         captured = _records(name, scenario)
         # The same spans with the same attribute keys: a changed key is a changed convention.
-        assert [(r.name, sorted(r.attributes)) for r in records] == [(r.name, sorted(r.attributes)) for r in captured], scenario
+        assert [(r.name, sorted(r.attributes)) for r in records] == [
+            (r.name, sorted(r.attributes)) for r in captured
+        ], scenario
         assert summary(_entities(records)) == summary(_entities(captured)), scenario

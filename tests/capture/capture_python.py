@@ -18,8 +18,8 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 
-from capture import vercel_ai  # noqa: E402 - needs the path above
-from capture.scenarios import CAPTURES, capture, dumps  # noqa: E402
+from capture import vercel_ai
+from capture.scenarios import CAPTURES, capture, dumps
 
 FIXTURES = TESTS / "fixtures" / "captured"
 
@@ -34,7 +34,11 @@ def main(argv: list[str]) -> int:
     FIXTURES.mkdir(parents=True, exist_ok=True)
     for name in names:
         path = FIXTURES / f"{name}.json"
-        text = vercel_ai.dumps(vercel_ai.capture()) if name == "vercel_ai" else dumps(name, capture(name))
+        text = (
+            vercel_ai.dumps(vercel_ai.capture())
+            if name == "vercel_ai"
+            else dumps(name, capture(name))
+        )
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path.relative_to(TESTS.parent)}")
     return 0

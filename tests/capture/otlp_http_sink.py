@@ -12,15 +12,20 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from typing_extensions import Self
+
 from maxim_otel_bridge.record import SpanRecord
-from maxim_otel_bridge.sidecar.otlp_decode import decode_trace_request_json, decode_trace_request_protobuf
+from maxim_otel_bridge.sidecar.otlp_decode import (
+    decode_trace_request_json,
+    decode_trace_request_protobuf,
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
     def _body(self) -> bytes:
@@ -86,7 +91,9 @@ class OtlpHttpSink:
 
     def __init__(self) -> None:
         self._server = _Server()
-        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-http-sink", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="otlp-http-sink", daemon=True
+        )
 
     @property
     def traces_url(self) -> str:
@@ -101,7 +108,7 @@ class OtlpHttpSink:
     def errors(self) -> list[str]:
         return list(self._server.errors)
 
-    def __enter__(self) -> OtlpHttpSink:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

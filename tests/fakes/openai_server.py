@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from typing_extensions import Self
+
 CREATED = 1_763_856_000
 SYSTEM_FINGERPRINT = "fp_fake0001"
 
@@ -66,7 +68,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's signature
+    def log_message(self, format: str, *args: Any) -> None:
         # Quiet: test output should show assertions, not an access log.
         return
 
@@ -76,20 +78,49 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
-            self._send_json(400, {"error": {"message": "body is not JSON", "type": "invalid_request_error"}})
+            self._send_json(
+                400,
+                {
+                    "error": {
+                        "message": "body is not JSON",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
             return
-        self.server.record(ReceivedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+        self.server.record(
+            ReceivedRequest(
+                self.path, {k.lower(): v for k, v in self.headers.items()}, body
+            )
+        )
         if self.path.rstrip("/").endswith("/chat/completions"):
             self._chat(body)
         elif self.path.rstrip("/").endswith("/embeddings"):
             self._embeddings(body)
         else:
-            self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "invalid_request_error"}})
+            self._send_json(
+                404,
+                {
+                    "error": {
+                        "message": f"no route {self.path}",
+                        "type": "invalid_request_error",
+                    }
+                },
+            )
 
     def _chat(self, body: dict[str, Any]) -> None:
         model = str(body.get("model", ""))
         if model == "broken":
-            self._send_json(404, {"error": {"message": "The model `broken` does not exist", "type": "invalid_request_error", "code": "model_not_found"}})
+            self._send_json(
+                404,
+                {
+                    "error": {
+                        "message": "The model `broken` does not exist",
+                        "type": "invalid_request_error",
+                        "code": "model_not_found",
+                    }
+                },
+            )
             return
         n = self.server.next_id()
         messages = body.get("messages") or []
@@ -99,18 +130,47 @@ class _Handler(BaseHTTPRequestHandler):
         message: dict[str, Any]
         if tools and not has_tool_result:
             name = tools[0].get("function", {}).get("name", "tool")
-            call = {"id": f"call_{n:04d}", "type": "function", "function": {"name": name, "arguments": json.dumps(script.tool_arguments)}}
-            message, finish, completion_text = {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls", json.dumps(call["function"])
+            call = {
+                "id": f"call_{n:04d}",
+                "type": "function",
+                "function": {
+                    "name": name,
+                    "arguments": json.dumps(script.tool_arguments),
+                },
+            }
+            message, finish, completion_text = (
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                "tool_calls",
+                json.dumps(call["function"]),
+            )
         else:
-            message, finish, completion_text = {"role": "assistant", "content": script.answer_text}, "stop", script.answer_text
+            message, finish, completion_text = (
+                {"role": "assistant", "content": script.answer_text},
+                "stop",
+                script.answer_text,
+            )
         prompt_tokens = _count_tokens(_prompt_text(messages))
         completion_tokens = _count_tokens(completion_text)
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
-        response_model = f"{model}-2024-07-18" if model in ("gpt-4o-mini", "gpt-4o") else model
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        response_model = (
+            f"{model}-2024-07-18" if model in ("gpt-4o-mini", "gpt-4o") else model
+        )
         completion_id = f"chatcmpl-fake{n:04d}"
         if body.get("stream"):
-            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            self._stream(completion_id, response_model, message, finish, usage if include_usage else None)
+            include_usage = bool(
+                (body.get("stream_options") or {}).get("include_usage")
+            )
+            self._stream(
+                completion_id,
+                response_model,
+                message,
+                finish,
+                usage if include_usage else None,
+            )
             return
         self._send_json(
             200,
@@ -120,28 +180,87 @@ class _Handler(BaseHTTPRequestHandler):
                 "created": CREATED,
                 "model": response_model,
                 "system_fingerprint": SYSTEM_FINGERPRINT,
-                "choices": [{"index": 0, "message": {**message, "refusal": None}, "logprobs": None, "finish_reason": finish}],
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {**message, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": finish,
+                    }
+                ],
                 "usage": usage,
             },
         )
 
-    def _stream(self, completion_id: str, model: str, message: dict[str, Any], finish: str, usage: dict[str, int] | None) -> None:
-        common = {"id": completion_id, "object": "chat.completion.chunk", "created": CREATED, "model": model, "system_fingerprint": SYSTEM_FINGERPRINT}
+    def _stream(
+        self,
+        completion_id: str,
+        model: str,
+        message: dict[str, Any],
+        finish: str,
+        usage: dict[str, int] | None,
+    ) -> None:
+        common = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": CREATED,
+            "model": model,
+            "system_fingerprint": SYSTEM_FINGERPRINT,
+        }
         deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
         if message.get("tool_calls"):
             call = message["tool_calls"][0]
             arguments = call["function"]["arguments"]
             half = len(arguments) // 2
-            deltas.append({"tool_calls": [{"index": 0, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": arguments[:half]}}]})
-            deltas.append({"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]})
+            deltas.append(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": call["id"],
+                            "type": "function",
+                            "function": {
+                                "name": call["function"]["name"],
+                                "arguments": arguments[:half],
+                            },
+                        }
+                    ]
+                }
+            )
+            deltas.append(
+                {
+                    "tool_calls": [
+                        {"index": 0, "function": {"arguments": arguments[half:]}}
+                    ]
+                }
+            )
         else:
             words = str(message["content"]).split(" ")
-            deltas.extend({"content": (" " if i else "") + word} for i, word in enumerate(words))
-        chunks = [{**common, "choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}]} for d in deltas]
-        chunks.append({**common, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}]})
+            deltas.extend(
+                {"content": (" " if i else "") + word} for i, word in enumerate(words)
+            )
+        chunks = [
+            {
+                **common,
+                "choices": [
+                    {"index": 0, "delta": d, "logprobs": None, "finish_reason": None}
+                ],
+            }
+            for d in deltas
+        ]
+        chunks.append(
+            {
+                **common,
+                "choices": [
+                    {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}
+                ],
+            }
+        )
         if usage is not None:
             chunks.append({**common, "choices": [], "usage": usage})
-        payload = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        payload = (
+            "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        )
         data = payload.encode()
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -154,11 +273,25 @@ class _Handler(BaseHTTPRequestHandler):
         texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
         dims = self.server.script.embedding_dimensions
         data = [
-            {"object": "embedding", "index": i, "embedding": [round(((len(str(t)) + i + k) % 7) / 7 - 0.5, 4) for k in range(dims)]}
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": [
+                    round(((len(str(t)) + i + k) % 7) / 7 - 0.5, 4) for k in range(dims)
+                ],
+            }
             for i, t in enumerate(texts)
         ]
         tokens = sum(_count_tokens(str(t)) for t in texts)
-        self._send_json(200, {"object": "list", "data": data, "model": body.get("model", ""), "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        self._send_json(
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": body.get("model", ""),
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
 
     def _send_json(self, status: int, obj: dict[str, Any]) -> None:
         data = json.dumps(obj).encode()
@@ -194,7 +327,9 @@ class OpenAIServer:
 
     def __init__(self, script: Script | None = None) -> None:
         self._server = _Server(script or Script())
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fake-openai", daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -205,7 +340,7 @@ class OpenAIServer:
     def requests(self) -> list[ReceivedRequest]:
         return list(self._server.requests)
 
-    def __enter__(self) -> OpenAIServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -1,0 +1,70 @@
+"""In-memory `SpanSink`s for the receiver tests: record what arrives, answer a scripted verdict, or block.
+
+The sidecar's real sink is the SQLite spool; the receivers only depend on the `SpanSink` protocol, so
+their tests use these and stay fast.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+from maxim_otel_bridge.record import SpanRecord
+from maxim_otel_bridge.sidecar.ingest import ACCEPTED, AcceptResult
+
+
+class MemorySink:
+    """Keeps accepted spans in order. `verdicts` are answered first, one per call, then ACCEPTED."""
+
+    def __init__(self, verdicts: Iterable[AcceptResult] = ()) -> None:
+        self.records: list[SpanRecord] = []
+        self.calls = 0
+        self.refused_batches: list[tuple[SpanRecord, ...]] = []
+        self._script = deque(verdicts)
+        self._lock = threading.Lock()
+        self.arrived = threading.Event()
+
+    def accept_spans(self, records: Sequence[SpanRecord]) -> AcceptResult:
+        assert records, "the sink contract: never called with no spans"
+        with self._lock:
+            self.calls += 1
+            result = self._script.popleft() if self._script else ACCEPTED
+            if result.accepted:
+                self.records.extend(records)
+            else:
+                self.refused_batches.append(tuple(records))
+        self.arrived.set()
+        return result
+
+    def by_name(self) -> dict[str, SpanRecord]:
+        with self._lock:
+            return {r.name: r for r in self.records}
+
+
+class GatedSink(MemorySink):
+    """Blocks every call until `release()`: a request that is in flight for as long as the test wants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self._gate = threading.Event()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    def accept_spans(self, records: Sequence[SpanRecord]) -> AcceptResult:
+        self.entered.set()
+        self._gate.wait(30)
+        return super().accept_spans(records)
+
+
+class FailingSink:
+    """A sink with a bug: it raises. The receivers must answer retryable, not crash or drop silently."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def accept_spans(self, records: Sequence[SpanRecord]) -> AcceptResult:
+        self.calls += 1
+        raise OSError("disk I/O error")

@@ -1,0 +1,124 @@
+"""Trace assembly from a real spool: whole traces, parents first, parts linked through persisted placements."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fakes.records import generation, small_trace, span, span_id, trace_id
+
+from maxim_otel_bridge.deadletter import DeadLetterFile, read_dead_letters
+from maxim_otel_bridge.mapping import MappingOptions
+from maxim_otel_bridge.schema import validate_batch
+from maxim_otel_bridge.sidecar.assembler import Assembler
+from maxim_otel_bridge.sidecar.spool import Spool
+
+
+def _valid(entities: list[dict]) -> list[dict]:
+    assert validate_batch({"repoId": "r", "logs": entities}) == []
+    return entities
+
+
+def _parent_of(entity: dict) -> str | None:
+    return entity.get("spanId")
+
+
+@pytest.fixture
+def spool(tmp_path: Path):
+    s = Spool(tmp_path / "spool")
+    yield s
+    s.close()
+
+
+def test_spans_from_separate_requests_ship_as_one_trace_parents_first(spool: Spool) -> None:
+    spool.accept_spans([generation(1, 3, 2)])
+    spool.accept_spans([span(1, 2, 1, name="tool loop")])
+    assembler = Assembler(spool, wait_s=60, max_spans=100)
+    assert assembler.claim() == []  # no root yet
+    spool.accept_spans([span(1, 1, name="agent")])
+
+    [trace] = assembler.claim()
+    entities = _valid(trace.entities)
+    assert trace.trace_id == trace_id(1) and trace.span_count == 3
+    order = [e["id"] for e in entities]
+    assert order.index(span_id(1)) < order.index(span_id(2)) < order.index(span_id(3))
+    by_id = {e["id"]: e for e in entities}
+    assert _parent_of(by_id[span_id(3)]) == span_id(2)
+    assert _parent_of(by_id[span_id(2)]) == span_id(1)
+
+
+def test_a_claimed_trace_is_not_claimed_twice_until_released(spool: Spool) -> None:
+    spool.accept_spans(small_trace(2))
+    assembler = Assembler(spool, wait_s=60, max_spans=100)
+    assert len(assembler.claim()) == 1
+    assert assembler.in_flight == 1
+    assert assembler.claim() == []
+    assembler.release([trace_id(2)])
+    assert len(assembler.claim()) == 1
+
+
+def test_a_late_child_links_to_its_parent_shipped_earlier_even_after_a_restart(tmp_path: Path) -> None:
+    directory = tmp_path / "spool"
+    first = Spool(directory)
+    first.accept_spans([span(3, 2, 1, name="tool loop"), span(3, 1, name="agent")])
+    [part] = Assembler(first, wait_s=0, max_spans=100).claim()
+    first.complete({part.trace_id: (part.seqs, part.placements)})
+    first.close()
+
+    again = Spool(directory)
+    try:
+        again.accept_spans([generation(3, 7, 2)])  # a child that ended after its trace shipped
+        [late] = Assembler(again, wait_s=0, max_spans=100).claim()
+        entities = _valid(late.entities)
+        generation_entity = next(e for e in entities if e["id"] == span_id(7))
+        assert _parent_of(generation_entity) == span_id(2)
+        # The parent is not sent again as a placeholder: it is known.
+        assert span_id(2) not in [e["id"] for e in entities]
+    finally:
+        again.close()
+
+
+def test_a_trace_larger_than_the_budget_goes_in_parts(spool: Spool) -> None:
+    records = [span(4, 1, name="agent")] + [generation(4, n, 1) for n in range(2, 12)]
+    spool.accept_spans(records)
+    assembler = Assembler(spool, wait_s=0, max_spans=4)
+    shipped: set[str] = set()
+    for _ in range(3):
+        [part] = assembler.claim()
+        assert part.span_count <= 4
+        _valid(part.entities)
+        spool.complete({part.trace_id: (part.seqs, part.placements)})
+        assembler.release([part.trace_id])
+        shipped.update(part.placements)
+    assert {span_id(n) for n in range(1, 12)} <= shipped
+    assert assembler.claim() == []
+
+
+def test_the_budget_spans_several_traces(spool: Spool) -> None:
+    for n in range(10, 20):
+        spool.accept_spans(small_trace(n, children=2))
+    parts = Assembler(spool, wait_s=60, max_spans=9).claim()
+    assert [p.trace_id for p in parts] == [trace_id(10), trace_id(11), trace_id(12)]
+
+
+def test_mapping_options_are_applied(spool: Spool) -> None:
+    spool.accept_spans([span(5, 1, attributes={"note": "y" * 500})])
+    [part] = Assembler(spool, wait_s=0, max_spans=10, mapping_options=MappingOptions(max_value_chars=100)).claim()
+    text = str(_valid(part.entities))
+    assert "y" * 101 not in text and "truncated" in text
+
+
+def test_a_mapping_failure_dead_letters_the_raw_spans(spool: Spool, tmp_path: Path, monkeypatch) -> None:
+    import maxim_otel_bridge.sidecar.assembler as assembler_module
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("mapping bug")
+
+    monkeypatch.setattr(assembler_module, "map_trace_part", broken)
+    spool.accept_spans(small_trace(6))
+    letters = tmp_path / "dead.jsonl"
+    [part] = Assembler(spool, wait_s=0, max_spans=10, dead_letters=DeadLetterFile(letters)).claim()
+    assert part.mapping_failed and part.entities == [] and part.span_count == 3
+    lines = list(read_dead_letters(letters))
+    assert sorted(line["entity"]["span_id"] for line in lines) == [span_id(1), span_id(2), span_id(3)]
+    assert all("mapping bug" in line["reason"] for line in lines)

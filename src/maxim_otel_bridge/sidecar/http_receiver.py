@@ -62,6 +62,8 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _RECEIVER = "http"
 _READ_CHUNK = 64 * 1024
+# How often the accept loop checks for stop(): stop() waits up to this long before it takes effect.
+_POLL_INTERVAL_S = 0.05
 # A refused request's unread body is read and thrown away, up to this much, before the connection is
 # closed: closing with unread data makes the kernel reset the connection, and the client would see a
 # connection error instead of the 4xx that explains the refusal.
@@ -199,7 +201,10 @@ class HttpReceiver:
                 ) from None
             self.stopping = False
             thread = threading.Thread(
-                target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="otlp-http", daemon=True
+                target=server.serve_forever,
+                kwargs={"poll_interval": _POLL_INTERVAL_S},
+                name="otlp-http",
+                daemon=True,
             )
             thread.start()
             self._server, self._thread = server, thread

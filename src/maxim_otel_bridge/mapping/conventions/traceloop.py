@@ -4,6 +4,7 @@ still emit."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -42,7 +43,9 @@ _PARAMS = {
 _RESULT_FIELDS = ("id", "score", "distance", "metadata", "document")
 
 
-def _tool_calls(item: Mapping[str, Any], span_id: str, message_index: int) -> list[dict[str, Any]]:
+def _tool_calls(
+    item: Mapping[str, Any], span_id: str, message_index: int
+) -> list[dict[str, Any]]:
     return [
         make_tool_call(
             coerce_str(call.get("id")) or tool_call_id(span_id, message_index, index),
@@ -54,7 +57,10 @@ def _tool_calls(item: Mapping[str, Any], span_id: str, message_index: int) -> li
 
 
 def _message(item: Mapping[str, Any], span_id: str, index: int) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": normalize_role(item.get("role")), "content": to_text(item.get("content"))}
+    message: dict[str, Any] = {
+        "role": normalize_role(item.get("role")),
+        "content": to_text(item.get("content")),
+    }
     calls = _tool_calls(item, span_id, index)
     if calls:
         message["tool_calls"] = calls
@@ -66,7 +72,9 @@ def _message(item: Mapping[str, Any], span_id: str, index: int) -> dict[str, Any
 
 def _input_messages(record: SpanRecord) -> list[dict] | None:
     items = unflatten(record.attributes, PROMPT)
-    return [_message(item, record.span_id, index) for index, item in enumerate(items)] or None
+    return [
+        _message(item, record.span_id, index) for index, item in enumerate(items)
+    ] or None
 
 
 def _output_choices(record: SpanRecord) -> list[Choice] | None:
@@ -100,7 +108,42 @@ def _user_id(record: SpanRecord) -> str | None:
 
 
 def _usage(record: SpanRecord) -> Usage | None:
-    return usage_from(record.attributes, input_keys=(), output_keys=(), total_keys=("llm.usage.total_tokens",))
+    return usage_from(
+        record.attributes,
+        input_keys=(),
+        output_keys=(),
+        total_keys=("llm.usage.total_tokens",),
+    )
+
+
+def _decoded(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _call_of(value: Any) -> tuple[list[Any], dict[str, Any]] | None:
+    """The decorators record a call's input as `{"args": [...], "kwargs": {...}}`; None for anything else."""
+    decoded = _decoded(value)
+    if isinstance(decoded, Mapping) and set(decoded) == {"args", "kwargs"}:
+        args, kwargs = decoded["args"], decoded["kwargs"]
+        if isinstance(args, list) and isinstance(kwargs, Mapping):
+            return args, dict(kwargs)
+    return None
+
+
+def _readable(value: Any) -> str | None:
+    """A tool's output as a person reads it: a lone value or a string result without its JSON wrapping."""
+    call = _call_of(value)
+    if call is not None and len(call[0]) + len(call[1]) == 1:
+        return to_text(call[0][0] if call[0] else next(iter(call[1].values())))
+    decoded = _decoded(value)
+    if isinstance(decoded, str):
+        return decoded
+    return to_text(value)
 
 
 def _input_text(record: SpanRecord) -> str | None:
@@ -111,13 +154,21 @@ def _output_text(record: SpanRecord) -> str | None:
     return to_text(record.attributes.get("traceloop.entity.output")) or None
 
 
+def _tool_arguments(value: Any) -> str | None:
+    # A tool called with keyword arguments has them as its JSON arguments, like a model's tool call.
+    call = _call_of(value)
+    if call is not None and not call[0]:
+        return to_json_text(call[1])
+    return to_text(value)
+
+
 def _tool(record: SpanRecord) -> ToolInfo | None:
     if record.attributes.get("traceloop.span.kind") != "tool":
         return None
     info = ToolInfo(
         name=coerce_str(record.attributes.get("traceloop.entity.name")),
-        arguments=_input_text(record),
-        result=_output_text(record),
+        arguments=_tool_arguments(record.attributes.get("traceloop.entity.input")),
+        result=_readable(record.attributes.get("traceloop.entity.output")),
     )
     return None if info == ToolInfo() else info
 
@@ -127,8 +178,15 @@ def _retrieval(record: SpanRecord) -> RetrievalInfo | None:
     for event in record.events:
         if event.name != "db.query.result":
             continue
-        fields = {name: event.attributes.get(f"db.query.result.{name}") for name in _RESULT_FIELDS}
-        documents.append(to_json_text({name: value for name, value in fields.items() if value is not None}))
+        fields = {
+            name: event.attributes.get(f"db.query.result.{name}")
+            for name in _RESULT_FIELDS
+        }
+        documents.append(
+            to_json_text(
+                {name: value for name, value in fields.items() if value is not None}
+            )
+        )
     return RetrievalInfo(documents=tuple(documents)) if documents else None
 
 

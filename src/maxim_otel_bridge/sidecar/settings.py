@@ -339,7 +339,7 @@ SETTINGS: tuple[Setting, ...] = (
         "send_deadline",
         "--send-deadline",
         "MAXIM_BRIDGE_SEND_DEADLINE",
-        15.0,
+        5.0,
         _positive_seconds,
         "Seconds one send may spend retrying (the client's retries, Retry-After honoured) before it is "
         "left in the spool and the destination backs off.",
@@ -412,7 +412,7 @@ class SidecarSettings:
     ship_max_spans: int = 2000
     ship_concurrency: int = 2
     send_timeout: float = 10.0
-    send_deadline: float = 15.0
+    send_deadline: float = 5.0
     backoff_max: float = 60.0
     dead_letter_path: str | None = None
     unknown_provider: str = DEFAULT_UNKNOWN_PROVIDER

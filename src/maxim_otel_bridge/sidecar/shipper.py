@@ -7,8 +7,9 @@ Who retries what (one owner per layer, never two layers retrying the same failur
   Maxim refuses. What it could not deliver by the deadline it hands back as `failed`.
 - The shipper never re-sends on its own. It only schedules: after a failed send the destination is paused
   (`DestinationGate`: exponential from 1 s to `backoff_max`, or the server's Retry-After); when the pause ends
-  ONE worker probes with the next send while the others wait; a success reopens the gate for all. So a long
-  outage costs about one send (a few requests) per pause, whatever the concurrency: no retry storm.
+  ONE worker probes with the next send while the others wait; a success reopens the gate for all (at start too,
+  only one worker sends until a send succeeds). So a long outage costs about one send (a few requests) per
+  pause, whatever the concurrency: no retry storm.
 
 Undelivered traces stay in the spool and are claimed again after the pause. Delivery is at-least-once: a crash
 between Maxim's answer and the spool's delete sends those entities again, which Maxim merges by id.
@@ -70,6 +71,8 @@ class DestinationGate:
         self._auth_failed = False
         self._last_error: str | None = None
         self._succeeded_once = False
+        # Until a send succeeds, one sender at a time: an outage at start costs one sender's retries, not N.
+        self._healthy = False
         self._closed = False
 
     def wait_turn(self, deadline: float | None = None) -> bool:
@@ -79,7 +82,7 @@ class DestinationGate:
                 now = self._clock()
                 if deadline is not None and now >= deadline:
                     return False
-                if self._failures == 0:
+                if self._healthy:
                     return True
                 if not self._probing and now >= self._paused_until:
                     self._probing = True
@@ -95,6 +98,7 @@ class DestinationGate:
             if self._failures:
                 logger.info("Maxim accepts requests again after %d failed sends", self._failures)
             self._failures = 0
+            self._healthy = True
             self._probing = False
             self._auth_failed = False
             self._last_error = None
@@ -109,6 +113,7 @@ class DestinationGate:
                 delay = max(delay, retry_after)
             delay = min(delay, self.policy.maximum)
             self._failures += 1
+            self._healthy = False
             self._probing = False
             self._auth_failed = auth_failed
             self._last_error = error
@@ -175,7 +180,7 @@ class Shipper:
         gate: DestinationGate,
         *,
         concurrency: int = 2,
-        send_deadline: float = 15.0,
+        send_deadline: float = 5.0,
         placement_retention: float = 3600.0,
         metrics: BridgeMetrics | None = None,
     ) -> None:

@@ -43,9 +43,7 @@ _PARAMS = {
 _RESULT_FIELDS = ("id", "score", "distance", "metadata", "document")
 
 
-def _tool_calls(
-    item: Mapping[str, Any], span_id: str, message_index: int
-) -> list[dict[str, Any]]:
+def _tool_calls(item: Mapping[str, Any], span_id: str, message_index: int) -> list[dict[str, Any]]:
     return [
         make_tool_call(
             coerce_str(call.get("id")) or tool_call_id(span_id, message_index, index),
@@ -57,10 +55,7 @@ def _tool_calls(
 
 
 def _message(item: Mapping[str, Any], span_id: str, index: int) -> dict[str, Any]:
-    message: dict[str, Any] = {
-        "role": normalize_role(item.get("role")),
-        "content": to_text(item.get("content")),
-    }
+    message: dict[str, Any] = {"role": normalize_role(item.get("role")), "content": to_text(item.get("content"))}
     calls = _tool_calls(item, span_id, index)
     if calls:
         message["tool_calls"] = calls
@@ -72,9 +67,7 @@ def _message(item: Mapping[str, Any], span_id: str, index: int) -> dict[str, Any
 
 def _input_messages(record: SpanRecord) -> list[dict] | None:
     items = unflatten(record.attributes, PROMPT)
-    return [
-        _message(item, record.span_id, index) for index, item in enumerate(items)
-    ] or None
+    return [_message(item, record.span_id, index) for index, item in enumerate(items)] or None
 
 
 def _output_choices(record: SpanRecord) -> list[Choice] | None:
@@ -108,12 +101,7 @@ def _user_id(record: SpanRecord) -> str | None:
 
 
 def _usage(record: SpanRecord) -> Usage | None:
-    return usage_from(
-        record.attributes,
-        input_keys=(),
-        output_keys=(),
-        total_keys=("llm.usage.total_tokens",),
-    )
+    return usage_from(record.attributes, input_keys=(), output_keys=(), total_keys=("llm.usage.total_tokens",))
 
 
 def _decoded(value: Any) -> Any:
@@ -178,15 +166,8 @@ def _retrieval(record: SpanRecord) -> RetrievalInfo | None:
     for event in record.events:
         if event.name != "db.query.result":
             continue
-        fields = {
-            name: event.attributes.get(f"db.query.result.{name}")
-            for name in _RESULT_FIELDS
-        }
-        documents.append(
-            to_json_text(
-                {name: value for name, value in fields.items() if value is not None}
-            )
-        )
+        fields = {name: event.attributes.get(f"db.query.result.{name}") for name in _RESULT_FIELDS}
+        documents.append(to_json_text({name: value for name, value in fields.items() if value is not None}))
     return RetrievalInfo(documents=tuple(documents)) if documents else None
 
 

@@ -36,9 +36,7 @@ def _fixture(name: str) -> dict[str, Any]:
 
 
 def _records(name: str, scenario: str) -> list[SpanRecord]:
-    return [
-        SpanRecord.from_json_obj(obj) for obj in _fixture(name)["scenarios"][scenario]
-    ]
+    return [SpanRecord.from_json_obj(obj) for obj in _fixture(name)["scenarios"][scenario]]
 
 
 def _entities(records: list[SpanRecord]) -> list[dict[str, Any]]:
@@ -63,9 +61,7 @@ def _expected_tool_messages(call_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def _text_generation(
-    messages: list[dict[str, Any]], usage: dict[str, int]
-) -> dict[str, Any]:
+def _text_generation(messages: list[dict[str, Any]], usage: dict[str, int]) -> dict[str, Any]:
     return {
         "model": MODEL,
         "provider": "openai",
@@ -88,9 +84,7 @@ def test_plain_chat(name: str) -> None:
     assert got["trace_io"] == ("Say hello.", ANSWER)
     # A bare client call is the trace's only span; an agent run puts the call under its agent span.
     assert got["shape"] == (
-        [("generation", "trace")]
-        if name in OPENAI_CLIENTS
-        else [("span", "trace"), ("generation", "span")]
+        [("generation", "trace")] if name in OPENAI_CLIENTS else [("span", "trace"), ("generation", "span")]
     )
 
 
@@ -138,9 +132,7 @@ def test_streamed_answer_keeps_its_usage(name: str) -> None:
         assert got["generations"] == [_text_generation(user, _usage(5, 8))]
     else:
         assert got["generations"] == [
-            _text_generation(
-                [{"role": "system", "content": "Be terse."}, *user], _usage(7, 8)
-            )
+            _text_generation([{"role": "system", "content": "Be terse."}, *user], _usage(7, 8))
         ]
     assert got["trace_io"] == ("Weather in Paris?", ANSWER)
 
@@ -152,16 +144,12 @@ def test_embeddings_are_a_span_not_a_generation(name: str) -> None:
     assert got["shape"] == [("span", "trace")] and got["generations"] == []
     (span,) = [e for e in entities if e["type"] == "span"]
     # The model and token count stay visible on the span rather than being lost.
-    assert any(
-        "text-embedding-3-small" in str(v) for v in span.get("metadata", {}).values()
-    )
+    assert any("text-embedding-3-small" in str(v) for v in span.get("metadata", {}).values())
 
 
 @pytest.mark.parametrize("name", ["openinference", *PYDANTIC_AI])
 def test_images_become_image_url_parts(name: str) -> None:
-    (generation,) = [
-        e for e in _entities(_records(name, "multimodal")) if e["type"] == "generation"
-    ]
+    (generation,) = [e for e in _entities(_records(name, "multimodal")) if e["type"] == "generation"]
     (user,) = [m for m in generation["messages"] if m["role"] == "user"]
     text, url, blob = user["content"]
     assert text == {"type": "text", "text": "What is in these pictures?"}
@@ -169,9 +157,7 @@ def test_images_become_image_url_parts(name: str) -> None:
         "type": "image_url",
         "image_url": {"url": "https://example.com/cat.png"},
     }
-    assert blob["type"] == "image_url" and blob["image_url"]["url"].startswith(
-        "data:image/png;base64,iVBORw0KGgo"
-    )
+    assert blob["type"] == "image_url" and blob["image_url"]["url"].startswith("data:image/png;base64,iVBORw0KGgo")
     assert generation["result"]["choices"][0]["message"]["content"] == ANSWER
 
 
@@ -181,23 +167,16 @@ def test_images_dropped_by_the_instrumentation_still_give_a_generation(
 ) -> None:
     # openai-v2 records the image message with no parts and Traceloop records no input at all for list
     # contents: nothing to show, but the call, its answer and its usage still arrive.
-    (generation,) = [
-        e for e in _entities(_records(name, "multimodal")) if e["type"] == "generation"
-    ]
+    (generation,) = [e for e in _entities(_records(name, "multimodal")) if e["type"] == "generation"]
     assert generation["result"]["choices"][0]["message"]["content"] == ANSWER
     assert generation["result"]["usage"]["prompt_tokens"] > 0
-    assert all(
-        not isinstance(m.get("content"), list) or m["content"]
-        for m in generation["messages"]
-    )
+    assert all(not isinstance(m.get("content"), list) or m["content"] for m in generation["messages"])
 
 
 def test_pydantic_ai_agent_usage_is_not_counted_twice() -> None:
     entities = _entities(_records("pydantic_ai", "tool_round_trip"))
     (agent,) = [e for e in entities if e["type"] == "span"]
-    assert "result" not in agent and "usage" not in json.dumps(
-        {k: v for k, v in agent.items() if k != "metadata"}
-    )
+    assert "result" not in agent and "usage" not in json.dumps({k: v for k, v in agent.items() if k != "metadata"})
     generations = [e for e in entities if e["type"] == "generation"]
     total = sum(g["result"]["usage"]["total_tokens"] for g in generations)
     aggregated = agent["metadata"]

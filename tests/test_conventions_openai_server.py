@@ -28,9 +28,7 @@ def test_tool_round_trip_and_text_answer() -> None:
     with OpenAIServer() as server:
         client = _client(server)
         messages: list = [{"role": "user", "content": "Weather in Paris?"}]
-        asked = client.chat.completions.create(
-            model="gpt-4o-mini", messages=messages, tools=TOOLS
-        )
+        asked = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=TOOLS)
         call = asked.choices[0].message.tool_calls[0]
         assert asked.choices[0].finish_reason == "tool_calls"
         assert (call.function.name, call.function.arguments) == (
@@ -42,15 +40,10 @@ def test_tool_round_trip_and_text_answer() -> None:
             asked.choices[0].message.model_dump(exclude_none=True),
             {"role": "tool", "tool_call_id": call.id, "content": "18C"},
         ]
-        answered = client.chat.completions.create(
-            model="gpt-4o-mini", messages=messages, tools=TOOLS
-        )
+        answered = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=TOOLS)
         assert answered.choices[0].finish_reason == "stop"
         assert answered.choices[0].message.content == "It is 18°C and sunny in Paris."
-        assert (
-            answered.usage.total_tokens
-            == answered.usage.prompt_tokens + answered.usage.completion_tokens
-        )
+        assert answered.usage.total_tokens == answered.usage.prompt_tokens + answered.usage.completion_tokens
         assert asked.id != answered.id
         assert [r.path for r in server.requests] == ["/v1/chat/completions"] * 2
         assert server.requests[0].headers["authorization"] == "Bearer sk-test"
@@ -97,14 +90,10 @@ def test_streaming_with_and_without_usage() -> None:
 def test_embeddings_and_errors() -> None:
     with OpenAIServer() as server:
         client = _client(server)
-        result = client.embeddings.create(
-            model="text-embedding-3-small", input=["a", "bb"]
-        )
+        result = client.embeddings.create(model="text-embedding-3-small", input=["a", "bb"])
         assert [len(d.embedding) for d in result.data] == [
             8,
             8,
         ] and result.usage.prompt_tokens == 2
         with pytest.raises(openai.NotFoundError, match="broken"):
-            client.chat.completions.create(
-                model="broken", messages=[{"role": "user", "content": "hi"}]
-            )
+            client.chat.completions.create(model="broken", messages=[{"role": "user", "content": "hi"}])

@@ -29,20 +29,14 @@ def _fixture() -> dict[str, Any]:
 
 
 def _entities(variant: str) -> list[dict[str, Any]]:
-    records = [
-        SpanRecord.from_json_obj(obj) for obj in _fixture()["scenarios"][variant]
-    ]
+    records = [SpanRecord.from_json_obj(obj) for obj in _fixture()["scenarios"][variant]]
     entities = map_trace_part(records).entities
     assert validate_batch({"repoId": "repo", "logs": entities}) == []
     return entities
 
 
 def _named(entities: list[dict[str, Any]], name: str) -> dict[str, Any]:
-    (entity,) = [
-        e
-        for e in entities
-        if e.get("name") == name and e["type"] not in ("trace", "session")
-    ]
+    (entity,) = [e for e in entities if e.get("name") == name and e["type"] not in ("trace", "session")]
     return entity
 
 
@@ -85,17 +79,13 @@ def test_workflow_tree_session_and_user(variant: str) -> None:
     )
     # Usage and model survive even when the message content left the spans.
     assert [g["result"]["usage"] for g in generations] == [_usage(5, 16), _usage(23, 8)]
-    assert {(g["model"], g["provider"]) for g in generations} == {
-        ("gpt-4o-mini-2024-07-18", "openai")
-    }
+    assert {(g["model"], g["provider"]) for g in generations} == {("gpt-4o-mini-2024-07-18", "openai")}
     # Decorated spans carry no usage of their own to count again.
     assert all("result" not in e for e in (workflow, agent, task))
 
 
 def test_content_on_spans_gives_the_conversation() -> None:
-    asked, answered = [
-        e for e in _entities("content_on_spans") if e["type"] == "generation"
-    ]
+    asked, answered = [e for e in _entities("content_on_spans") if e["type"] == "generation"]
     assert asked["messages"] == [{"role": "user", "content": "Weather in Paris?"}]
     (choice,) = asked["result"]["choices"]
     assert choice["finish_reason"] == "tool_calls"
@@ -114,9 +104,7 @@ def test_content_on_spans_gives_the_conversation() -> None:
 
 def test_content_in_events_mode_sends_generations_without_content() -> None:
     # With use_legacy_attributes=False the messages go to log events, which a span exporter never sees.
-    generations = [
-        e for e in _entities("content_in_events") if e["type"] == "generation"
-    ]
+    generations = [e for e in _entities("content_in_events") if e["type"] == "generation"]
     assert [g["messages"] for g in generations] == [[], []]
 
 

@@ -67,10 +67,7 @@ def test_generate_text_with_a_tool_round_trip() -> None:
     # The outer ai.generateText is a span; its two doGenerate model calls and the tool hang under it.
     assert outer["name"] == "ai.generateText" and "spanId" not in outer
     assert [e["spanId"] for e in (asked, tool, answered)] == [outer["id"]] * 3
-    assert [
-        e["startTimestamp"] <= f["startTimestamp"]
-        for e, f in ((asked, tool), (tool, answered))
-    ] == [True, True]
+    assert [e["startTimestamp"] <= f["startTimestamp"] for e, f in ((asked, tool), (tool, answered))] == [True, True]
 
     assert (asked["model"], asked["provider"], asked["modelParameters"]) == (
         MODEL,
@@ -111,15 +108,9 @@ def test_outer_span_usage_is_not_counted_twice() -> None:
     (outer_record,) = [r for r in records if r.name == "ai.generateText"]
     entities = _entities(records)
     # The SDK sums its steps on the outer span; only the model calls carry usage in Maxim.
-    summed = sum(
-        g["result"]["usage"]["total_tokens"] for g in _of(entities, "generation")
-    )
+    summed = sum(g["result"]["usage"]["total_tokens"] for g in _of(entities, "generation"))
     assert outer_record.attributes["ai.usage.totalTokens"] == summed
-    assert [
-        e
-        for e in entities
-        if "result" in e and e["type"] != "generation" and e["type"] != "toolCall"
-    ] == []
+    assert [e for e in entities if "result" in e and e["type"] != "generation" and e["type"] != "toolCall"] == []
 
 
 def test_stream_text_keeps_usage_and_first_chunk_time() -> None:
@@ -145,9 +136,7 @@ def test_embed_many_is_spans_only() -> None:
 def _without(record: SpanRecord, *prefixes: str) -> SpanRecord:
     return replace(
         record,
-        attributes={
-            k: v for k, v in record.attributes.items() if not k.startswith(prefixes)
-        },
+        attributes={k: v for k, v in record.attributes.items() if not k.startswith(prefixes)},
     )
 
 
@@ -158,9 +147,7 @@ def _generation_of(record: SpanRecord) -> dict[str, Any]:
 
 def test_precedence_when_conventions_meet_on_one_span() -> None:
     # A real doGenerate span carries both gen_ai.* and ai.*; make them disagree to see which one wins.
-    (record,) = [
-        r for r in _records("tool_round_trip") if r.name == "ai.generateText.doGenerate"
-    ][:1]
+    (record,) = [r for r in _records("tool_round_trip") if r.name == "ai.generateText.doGenerate"][:1]
     record = replace(record, parent_span_id=None)
     disagreeing = replace(
         record,
@@ -174,9 +161,7 @@ def test_precedence_when_conventions_meet_on_one_span() -> None:
     )
     got = _generation_of(disagreeing)
     assert got["model"] == MODEL  # gen_ai.response.model first
-    assert (
-        got["result"]["usage"]["prompt_tokens"] == 20
-    )  # gen_ai.usage.input_tokens first
+    assert got["result"]["usage"]["prompt_tokens"] == 20  # gen_ai.usage.input_tokens first
 
     no_genai = _without(disagreeing, "gen_ai.")
     got = _generation_of(no_genai)
@@ -187,20 +172,13 @@ def test_precedence_when_conventions_meet_on_one_span() -> None:
     got = _generation_of(vercel_only)
     assert got["model"] == "vercel-model"  # then ai.response.model, then ai.model.id
     assert got["result"]["usage"]["prompt_tokens"] == 999
-    assert (
-        _generation_of(_without(vercel_only, "ai.response.model"))["model"]
-        == "gpt-4o-mini"
-    )
+    assert _generation_of(_without(vercel_only, "ai.response.model"))["model"] == "gpt-4o-mini"
 
 
 def test_live_node_run_matches_the_fixture() -> None:
-    assert vercel_ai.node_available(), (
-        "node and npm are needed for the Vercel AI SDK test"
-    )
+    assert vercel_ai.node_available(), "node and npm are needed for the Vercel AI SDK test"
     live = vercel_ai.capture()
-    assert _fixture()["version"] == vercel_ai.ai_version(), (
-        "the ai package changed: re-capture and review the diff"
-    )
+    assert _fixture()["version"] == vercel_ai.ai_version(), "the ai package changed: re-capture and review the diff"
     for scenario, records in live.items():
         captured = _records(scenario)
         key = lambda r: (r.name, sorted(r.attributes))

@@ -34,11 +34,7 @@ def main(argv: list[str]) -> int:
     FIXTURES.mkdir(parents=True, exist_ok=True)
     for name in names:
         path = FIXTURES / f"{name}.json"
-        text = (
-            vercel_ai.dumps(vercel_ai.capture())
-            if name == "vercel_ai"
-            else dumps(name, capture(name))
-        )
+        text = vercel_ai.dumps(vercel_ai.capture()) if name == "vercel_ai" else dumps(name, capture(name))
         path.write_text(text, encoding="utf-8")
         print(f"wrote {path.relative_to(TESTS.parent)}")
     return 0

@@ -91,9 +91,7 @@ class OtlpHttpSink:
 
     def __init__(self) -> None:
         self._server = _Server()
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="otlp-http-sink", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-http-sink", daemon=True)
 
     @property
     def traces_url(self) -> str:

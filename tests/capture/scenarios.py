@@ -71,13 +71,8 @@ def _by_trace(records: list[SpanRecord], order: list[str]) -> Captured:
     for record in sorted(records, key=lambda r: r.start_ns):
         if record.trace_id not in trace_ids:
             trace_ids.append(record.trace_id)
-    assert len(trace_ids) == len(order), (
-        f"expected one trace per scenario, got {len(trace_ids)}"
-    )
-    return {
-        name: [r for r in records if r.trace_id == tid]
-        for name, tid in zip(order, trace_ids)
-    }
+    assert len(trace_ids) == len(order), f"expected one trace per scenario, got {len(trace_ids)}"
+    return {name: [r for r in records if r.trace_id == tid] for name, tid in zip(order, trace_ids)}
 
 
 def openai_workload(client: openai.OpenAI, rec: SpanRecorder) -> list[str]:
@@ -93,22 +88,12 @@ def openai_workload(client: openai.OpenAI, rec: SpanRecorder) -> list[str]:
     )
     # The application's own span around the round trip: the tree must keep both calls under it.
     with rec.tracer.start_as_current_span("weather_agent"):
-        messages: list[dict[str, Any]] = [
-            {"role": "user", "content": "Weather in Paris?"}
-        ]
-        asked = client.chat.completions.create(
-            model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL]
-        )
+        messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Paris?"}]
+        asked = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL])
         call = asked.choices[0].message.tool_calls[0]
-        messages.append(
-            asked.choices[0].message.model_dump(exclude_none=True, exclude={"refusal"})
-        )
-        messages.append(
-            {"role": "tool", "tool_call_id": call.id, "content": TOOL_RESULT}
-        )
-        client.chat.completions.create(
-            model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL]
-        )
+        messages.append(asked.choices[0].message.model_dump(exclude_none=True, exclude={"refusal"}))
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": TOOL_RESULT})
+        client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL])
     stream = client.chat.completions.create(
         model="gpt-4o-mini",
         stream=True,
@@ -141,9 +126,7 @@ def _capture_openai(instrumentor: Any, env: dict[str, str]) -> Captured:
         instrumentor.instrument(tracer_provider=rec.provider)
         try:
             order = openai_workload(
-                openai.OpenAI(
-                    base_url=server.base_url, api_key="sk-test", max_retries=0
-                ),
+                openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0),
                 rec,
             )
         finally:
@@ -185,14 +168,8 @@ def capture_pydantic_ai(instrumentation_version: int | None = None) -> Captured:
 
     with OpenAIServer() as server:
         rec = SpanRecorder(resource={"service.name": "weather-app"})
-        extra = (
-            {}
-            if instrumentation_version is None
-            else {"version": instrumentation_version}
-        )
-        settings = InstrumentationSettings(
-            tracer_provider=rec.provider, include_content=True, **extra
-        )
+        extra = {} if instrumentation_version is None else {"version": instrumentation_version}
+        settings = InstrumentationSettings(tracer_provider=rec.provider, include_content=True, **extra)
         provider = OpenAIProvider(base_url=server.base_url, api_key="sk-test")
         model = OpenAIChatModel("gpt-4o-mini", provider=provider)
 
@@ -255,9 +232,6 @@ def dumps(name: str, captured: Captured) -> str:
     doc = {
         "package": CAPTURES[name][0],
         "version": package_version(name),
-        "scenarios": {
-            scenario: [r.to_json_obj() for r in records]
-            for scenario, records in captured.items()
-        },
+        "scenarios": {scenario: [r.to_json_obj() for r in records] for scenario, records in captured.items()},
     }
     return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n"

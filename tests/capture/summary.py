@@ -50,12 +50,6 @@ def summary(entities: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "shape": shape,
         "trace_io": (trace.get("input"), trace.get("output")),
-        "generations": [
-            generation_summary(e) for e in entities if e["type"] == "generation"
-        ],
-        "tools": [
-            (e["name"], json.loads(e["args"]), e["result"])
-            for e in entities
-            if e["type"] == "toolCall"
-        ],
+        "generations": [generation_summary(e) for e in entities if e["type"] == "generation"],
+        "tools": [(e["name"], json.loads(e["args"]), e["result"]) for e in entities if e["type"] == "toolCall"],
     }

@@ -29,9 +29,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-FIXTURE = (
-    Path(__file__).resolve().parents[1] / "fixtures" / "captured" / "traceloop_sdk.json"
-)
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "captured" / "traceloop_sdk.json"
 VARIANTS = ("content_in_events", "content_on_spans", "mistralai_indexed")
 
 
@@ -61,27 +59,17 @@ def _run_mistralai() -> list[dict[str, Any]]:
     MistralAiInstrumentor().instrument(tracer_provider=provider)
     with OpenAIServer() as server:
         # Mistral's chat API has OpenAI's shape, so the same local server answers it.
-        client = Mistral(
-            api_key="mistral-test", server_url=server.base_url.removesuffix("/v1")
-        )
+        client = Mistral(api_key="mistral-test", server_url=server.base_url.removesuffix("/v1"))
         messages: list[Any] = [
             SystemMessage(content="Be terse."),
             UserMessage(content="Weather in Paris?"),
         ]
-        asked = client.chat.complete(
-            model="mistral-small-latest", messages=messages, tools=[WEATHER_TOOL]
-        )
+        asked = client.chat.complete(model="mistral-small-latest", messages=messages, tools=[WEATHER_TOOL])
         call = (asked.choices[0].message.tool_calls or [])[0]
         messages.append(AssistantMessage(content="", tool_calls=[call]))
-        messages.append(
-            ToolMessage(content=TOOL_RESULT, tool_call_id=call.id, name="get_weather")
-        )
-        client.chat.complete(
-            model="mistral-small-latest", messages=messages, tools=[WEATHER_TOOL]
-        )
-    return [
-        from_readable_span(span).to_json_obj() for span in exporter.get_finished_spans()
-    ]
+        messages.append(ToolMessage(content=TOOL_RESULT, tool_call_id=call.id, name="get_weather"))
+        client.chat.complete(model="mistral-small-latest", messages=messages, tools=[WEATHER_TOOL])
+    return [from_readable_span(span).to_json_obj() for span in exporter.get_finished_spans()]
 
 
 def _run_variant(variant: str) -> list[dict[str, Any]]:
@@ -109,14 +97,10 @@ def _run_variant(variant: str) -> list[dict[str, Any]]:
         instruments={Instruments.OPENAI},
         use_legacy_attributes=variant == "content_on_spans",
     )
-    Traceloop.set_association_properties(
-        {"session_id": "session-42", "user_id": "user-7"}
-    )
+    Traceloop.set_association_properties({"session_id": "session-42", "user_id": "user-7"})
 
     with OpenAIServer() as server:
-        client = openai.OpenAI(
-            base_url=server.base_url, api_key="sk-test", max_retries=0
-        )
+        client = openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0)
 
         @tool(name="get_weather")
         def get_weather(city: str) -> str:
@@ -129,15 +113,9 @@ def _run_variant(variant: str) -> list[dict[str, Any]]:
         @agent(name="weather_agent")
         def weather_agent(question: str) -> str:
             messages: list[Any] = [{"role": "user", "content": question}]
-            asked = client.chat.completions.create(
-                model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL]
-            )
+            asked = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL])
             call = (asked.choices[0].message.tool_calls or [])[0]
-            messages.append(
-                asked.choices[0].message.model_dump(
-                    exclude_none=True, exclude={"refusal"}
-                )
-            )
+            messages.append(asked.choices[0].message.model_dump(exclude_none=True, exclude={"refusal"}))
             messages.append(
                 {
                     "role": "tool",
@@ -145,9 +123,7 @@ def _run_variant(variant: str) -> list[dict[str, Any]]:
                     "content": get_weather(**json.loads(call.function.arguments)),
                 }
             )
-            answered = client.chat.completions.create(
-                model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL]
-            )
+            answered = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL])
             return answered.choices[0].message.content or ""
 
         @workflow(name="plan_trip")
@@ -158,9 +134,7 @@ def _run_variant(variant: str) -> list[dict[str, Any]]:
             }
 
         plan_trip("Paris")
-    return [
-        from_readable_span(span).to_json_obj() for span in exporter.get_finished_spans()
-    ]
+    return [from_readable_span(span).to_json_obj() for span in exporter.get_finished_spans()]
 
 
 def main() -> int:

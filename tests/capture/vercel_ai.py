@@ -43,11 +43,7 @@ def ensure_installed() -> None:
 
 
 def ai_version() -> str:
-    return str(
-        json.loads((PROJECT / "node_modules" / "ai" / "package.json").read_text())[
-            "version"
-        ]
-    )
+    return str(json.loads((PROJECT / "node_modules" / "ai" / "package.json").read_text())["version"])
 
 
 def run_script(traces_url: str) -> None:
@@ -66,9 +62,7 @@ def run_script(traces_url: str) -> None:
         timeout=120,
     )
     if done.returncode != 0:
-        raise RuntimeError(
-            f"run.mjs failed ({done.returncode}):\n{done.stderr[-4000:]}"
-        )
+        raise RuntimeError(f"run.mjs failed ({done.returncode}):\n{done.stderr[-4000:]}")
 
 
 def capture() -> dict[str, list[SpanRecord]]:
@@ -79,26 +73,16 @@ def capture() -> dict[str, list[SpanRecord]]:
         records, errors = sink.records, sink.errors
     if errors:
         raise RuntimeError(f"the receiver rejected spans: {errors}")
-    roots = sorted(
-        (r for r in records if r.parent_span_id is None), key=lambda r: r.start_ns
-    )
+    roots = sorted((r for r in records if r.parent_span_id is None), key=lambda r: r.start_ns)
     if len(roots) != len(SCENARIOS):
-        raise RuntimeError(
-            f"expected {len(SCENARIOS)} traces, got roots {[r.name for r in roots]}"
-        )
-    return {
-        name: [r for r in records if r.trace_id == root.trace_id]
-        for name, root in zip(SCENARIOS, roots)
-    }
+        raise RuntimeError(f"expected {len(SCENARIOS)} traces, got roots {[r.name for r in roots]}")
+    return {name: [r for r in records if r.trace_id == root.trace_id] for name, root in zip(SCENARIOS, roots)}
 
 
 def dumps(captured: dict[str, list[SpanRecord]]) -> str:
     doc = {
         "package": "ai (npm)",
         "version": ai_version(),
-        "scenarios": {
-            scenario: [r.to_json_obj() for r in records]
-            for scenario, records in captured.items()
-        },
+        "scenarios": {scenario: [r.to_json_obj() for r in records] for scenario, records in captured.items()},
     }
     return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n"

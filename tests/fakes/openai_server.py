@@ -88,11 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             )
             return
-        self.server.record(
-            ReceivedRequest(
-                self.path, {k.lower(): v for k, v in self.headers.items()}, body
-            )
-        )
+        self.server.record(ReceivedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
         if self.path.rstrip("/").endswith("/chat/completions"):
             self._chat(body)
         elif self.path.rstrip("/").endswith("/embeddings"):
@@ -156,14 +152,10 @@ class _Handler(BaseHTTPRequestHandler):
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
         }
-        response_model = (
-            f"{model}-2024-07-18" if model in ("gpt-4o-mini", "gpt-4o") else model
-        )
+        response_model = f"{model}-2024-07-18" if model in ("gpt-4o-mini", "gpt-4o") else model
         completion_id = f"chatcmpl-fake{n:04d}"
         if body.get("stream"):
-            include_usage = bool(
-                (body.get("stream_options") or {}).get("include_usage")
-            )
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             self._stream(
                 completion_id,
                 response_model,
@@ -227,40 +219,26 @@ class _Handler(BaseHTTPRequestHandler):
                     ]
                 }
             )
-            deltas.append(
-                {
-                    "tool_calls": [
-                        {"index": 0, "function": {"arguments": arguments[half:]}}
-                    ]
-                }
-            )
+            deltas.append({"tool_calls": [{"index": 0, "function": {"arguments": arguments[half:]}}]})
         else:
             words = str(message["content"]).split(" ")
-            deltas.extend(
-                {"content": (" " if i else "") + word} for i, word in enumerate(words)
-            )
+            deltas.extend({"content": (" " if i else "") + word} for i, word in enumerate(words))
         chunks = [
             {
                 **common,
-                "choices": [
-                    {"index": 0, "delta": d, "logprobs": None, "finish_reason": None}
-                ],
+                "choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}],
             }
             for d in deltas
         ]
         chunks.append(
             {
                 **common,
-                "choices": [
-                    {"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}
-                ],
+                "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}],
             }
         )
         if usage is not None:
             chunks.append({**common, "choices": [], "usage": usage})
-        payload = (
-            "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
-        )
+        payload = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
         data = payload.encode()
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -276,9 +254,7 @@ class _Handler(BaseHTTPRequestHandler):
             {
                 "object": "embedding",
                 "index": i,
-                "embedding": [
-                    round(((len(str(t)) + i + k) % 7) / 7 - 0.5, 4) for k in range(dims)
-                ],
+                "embedding": [round(((len(str(t)) + i + k) % 7) / 7 - 0.5, 4) for k in range(dims)],
             }
             for i, t in enumerate(texts)
         ]
@@ -327,9 +303,7 @@ class OpenAIServer:
 
     def __init__(self, script: Script | None = None) -> None:
         self._server = _Server(script or Script())
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-openai", daemon=True
-        )
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
 
     @property
     def base_url(self) -> str:

@@ -428,7 +428,7 @@ def test_connections_beyond_the_cap_are_closed(sink: MemorySink) -> None:
         rx.stop(1)
 
 
-def test_when_every_worker_is_busy_the_answer_is_503(tmp_path: Path) -> None:
+def test_when_every_worker_is_busy_the_answer_is_503() -> None:
     sink = GatedSink()
     rx = start(sink, limits=ReceiverLimits(max_request_bytes=LIMIT, max_workers=1, read_timeout_s=0.2))
     url = f"http://127.0.0.1:{rx.bound_port}/v1/traces"
@@ -595,13 +595,8 @@ def test_endpoints_are_parsed_with_a_clear_error() -> None:
 
 
 def test_ipv6_loopback(sink: MemorySink) -> None:
-    if not socket.has_ipv6:
-        pytest.fail("this machine has no IPv6 support")  # never expected on the CI image
     rx = HttpReceiver("[::1]:0", sink)
-    try:
-        rx.start()
-    except ReceiverStartError:
-        pytest.xfail("IPv6 loopback is not configured in this environment")
+    rx.start()
     try:
         assert post(f"http://[::1]:{rx.bound_port}/v1/traces", good_body()).status_code == 200
     finally:

@@ -615,9 +615,9 @@ class _Handler(BaseHTTPRequestHandler):
     body_consumed = False
 
     def setup(self) -> None:
-        receiver = self.server.receiver
-        self.timeout = receiver.limits.read_timeout_s
         super().setup()
+        # Every read on the connection (request line, headers, body, TLS handshake) gives up after this.
+        self.connection.settimeout(self.server.receiver.limits.read_timeout_s)
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()
 

@@ -53,7 +53,8 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 
 def _checked(value: str, allowed: frozenset[str], what: str) -> str:
     if value not in allowed:
-        raise ValueError(f"unknown {what} label {value!r}; expected one of {sorted(allowed)}")
+        # The value itself stays out of the message: a mistaken caller might have passed a secret.
+        raise ValueError(f"unknown {what} label value; expected one of {sorted(allowed)}")
     return value
 
 

@@ -1,0 +1,145 @@
+"""Settings of `serve`: flags > env vars > YAML file > defaults, and invalid values refused naming the setting."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+import yaml
+
+from maxim_otel_bridge.config import ConfigError
+from maxim_otel_bridge.sidecar import command
+from maxim_otel_bridge.sidecar.settings import SETTINGS, SidecarSettings, add_setting_arguments, load_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_setting_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_defaults(tmp_path: Path) -> None:
+    settings = load_settings(parse(), environ={"XDG_STATE_HOME": str(tmp_path)})
+    assert settings.grpc_endpoint == "127.0.0.1:4317"
+    assert settings.http_endpoint == "127.0.0.1:4318"
+    assert settings.admin_endpoint == "127.0.0.1:13133"
+    assert settings.assembly_wait == 5.0
+    assert settings.spool_sync == "full"
+    assert settings.sources is not None and set(settings.sources.values()) == {"default"}
+
+
+def test_flag_beats_env_beats_file_beats_default(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.yaml"
+    config.write_text(
+        "assembly_wait: 7\ngrace_period: 20s\nspool_max_bytes: 64MiB\nship_concurrency: 3\nspool_dir: /from/file\n"
+    )
+    env = {
+        "MAXIM_BRIDGE_GRACE_PERIOD": "30",
+        "MAXIM_BRIDGE_SHIP_CONCURRENCY": "5",
+        "MAXIM_BRIDGE_SPOOL_DIR": "/from/env",
+    }
+    settings = load_settings(parse("--config", str(config), "--ship-concurrency", "9"), environ=env)
+    assert settings.ship_concurrency == 9  # flag
+    assert settings.grace_period == 30.0  # env over file
+    assert settings.spool_dir == "/from/env"
+    assert settings.assembly_wait == 7.0  # file
+    assert settings.spool_max_bytes == 64 * 1024 * 1024
+    assert settings.batch_max_entities == 500  # default
+    assert settings.sources["ship_concurrency"] == "flag"
+    assert settings.sources["grace_period"] == "env"
+    assert settings.sources["assembly_wait"] == "file"
+    assert settings.sources["batch_max_entities"] == "default"
+
+
+def test_an_empty_env_var_does_not_hide_the_file(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.yaml"
+    config.write_text("assembly_wait: 2\n")
+    settings = load_settings(parse("--config", str(config)), environ={"MAXIM_BRIDGE_ASSEMBLY_WAIT": ""})
+    assert settings.assembly_wait == 2.0
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "named"),
+    [
+        (["--assembly-wait", "soon"], {}, "assembly_wait (--assembly-wait)"),
+        ([], {"MAXIM_BRIDGE_SPOOL_MAX_BYTES": "lots"}, "spool_max_bytes (MAXIM_BRIDGE_SPOOL_MAX_BYTES)"),
+        ([], {"MAXIM_BRIDGE_GRPC_ENDPOINT": "4317"}, "grpc_endpoint"),
+        (["--ship-concurrency", "0"], {}, "ship_concurrency"),
+        (["--spool-sync", "off"], {}, "spool_sync"),
+        (["--unknown-provider", "acme"], {}, "unknown_provider"),
+        (["--grace-period", "-1"], {}, "grace_period"),
+        (["--send-deadline", "0"], {}, "send_deadline"),
+        (["--tls-cert", "/nonexistent.pem"], {}, "tls_cert and tls_key"),
+        (["--http-endpoint", "127.0.0.1:4317"], {}, "must differ"),
+    ],
+)
+def test_invalid_values_are_refused_naming_the_setting(argv: list[str], env: dict, named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(parse(*argv), environ=env)
+    assert named in str(caught.value)
+
+
+def test_the_auth_token_is_never_shown(tmp_path: Path) -> None:
+    settings = load_settings(parse("--auth-token", "tok-secret-42"), environ={})
+    assert settings.auth_token.reveal() == "tok-secret-42"
+    assert "tok-secret-42" not in repr(settings)
+
+
+def test_config_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
+    bad_key = tmp_path / "typo.yaml"
+    bad_key.write_text("assembly_wiat: 3\n")
+    with pytest.raises(ConfigError, match="assembly_wiat"):
+        load_settings(parse("--config", str(bad_key)), environ={})
+    bad_value = tmp_path / "bad.yaml"
+    bad_value.write_text("batch_max_entities: many\n")
+    with pytest.raises(ConfigError, match=r"batch_max_entities in .*bad.yaml"):
+        load_settings(parse("--config", str(bad_value)), environ={})
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_settings(parse("--config", str(tmp_path / "missing.yaml")), environ={})
+    not_yaml = tmp_path / "list.yaml"
+    not_yaml.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_settings(parse("--config", str(not_yaml)), environ={})
+
+
+def test_sizes_and_durations_accept_units() -> None:
+    settings = load_settings(
+        parse("--spool-max-bytes", "2GiB", "--assembly-wait", "250ms", "--backoff-max", "2m"), environ={}
+    )
+    assert settings.spool_max_bytes == 2 * 1024**3
+    assert settings.assembly_wait == 0.25
+    assert settings.backoff_max == 120.0
+
+
+def test_serve_exits_2_with_a_message_naming_the_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    assert command.run(parse("--assembly-wait", "soon")) == 2
+    assert "assembly_wait" in capsys.readouterr().err
+
+
+def test_the_example_config_file_lists_every_setting_with_its_default() -> None:
+    example = ROOT / "config" / "bridge.yaml"
+    text = example.read_text()
+    values = yaml.safe_load(text)
+    # Settings without a default value (paths) and secrets are present as comments only.
+    assert set(values) == {s.name for s in SETTINGS if s.default is not None and not s.secret}
+    settings = load_settings(parse("--config", str(example)), environ={})
+    defaults = load_settings(parse(), environ={})
+    for setting in SETTINGS:
+        if setting.name in values:
+            assert getattr(settings, setting.name) == getattr(defaults, setting.name), setting.name
+    for setting in SETTINGS:
+        assert f"{setting.name}:" in text, f"config/bridge.yaml does not mention {setting.name}"
+
+
+def test_the_docs_table_lists_every_setting() -> None:
+    doc = (ROOT / "docs" / "sidecar.md").read_text()
+    for setting in SETTINGS:
+        assert f"`{setting.flag}`" in doc and f"`{setting.env}`" in doc and f"`{setting.name}`" in doc, setting.name
+
+
+def test_every_setting_is_a_field() -> None:
+    fields = set(SidecarSettings.__dataclass_fields__)
+    assert {s.name for s in SETTINGS} <= fields

@@ -208,10 +208,85 @@ def capture_pydantic_ai(instrumentation_version: int | None = None) -> Captured:
         return _by_trace(rec.records(), list(SCENARIOS))
 
 
+GUIDES = [
+    {
+        "id": "guide-1",
+        "content": "Paris in spring: mild, often sunny.",
+        "score": 0.92,
+        "metadata": {"source": "guides"},
+    },
+    {"id": "guide-2", "content": "Packing for rain in Paris.", "score": 0.41, "metadata": {"source": "guides"}},
+]
+
+
+def capture_openinference_agent() -> Captured:
+    """OpenInference's own tracer: an agent with a retriever, a reranker, a tool and two instrumented OpenAI calls,
+    under `using_attributes` (session, user, metadata, tags). Attributes come from the package's helpers."""
+    from openinference.instrumentation import (
+        OITracer,
+        TraceConfig,
+        get_input_attributes,
+        get_output_attributes,
+        get_reranker_attributes,
+        get_retriever_attributes,
+        using_attributes,
+    )
+    from openinference.instrumentation.openai import OpenAIInstrumentor
+
+    with OpenAIServer() as server:
+        rec = SpanRecorder(resource={"service.name": "weather-app"})
+        instrumentor = OpenAIInstrumentor()
+        instrumentor.instrument(tracer_provider=rec.provider)
+        tracer = OITracer(rec.provider.get_tracer("weather-app"), config=TraceConfig())
+        client = openai.OpenAI(base_url=server.base_url, api_key="sk-test", max_retries=0)
+
+        @tracer.tool(name="get_weather", description="Current weather for a city.")
+        def get_weather(city: str) -> str:
+            return TOOL_RESULT
+
+        @tracer.agent(name="weather_agent")
+        def weather_agent(question: str) -> str:
+            with tracer.start_as_current_span("find_guides", openinference_span_kind="retriever") as span:
+                span.set_attributes(get_input_attributes(question))
+                span.set_attributes(get_retriever_attributes(documents=GUIDES))  # type: ignore[arg-type]
+            with tracer.start_as_current_span("rerank_guides", openinference_span_kind="reranker") as span:
+                span.set_attributes(
+                    get_reranker_attributes(
+                        query=question,
+                        model_name="rerank-lite",
+                        top_k=1,
+                        input_documents=GUIDES,  # type: ignore[arg-type]
+                        output_documents=GUIDES[:1],  # type: ignore[arg-type]
+                    )
+                )
+            messages: list[Any] = [{"role": "user", "content": question}]
+            asked = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL])  # type: ignore[list-item]
+            call = (asked.choices[0].message.tool_calls or [])[0]
+            messages.append(asked.choices[0].message.model_dump(exclude_none=True, exclude={"refusal"}))
+            arguments = json.loads(call.function.arguments)  # type: ignore[union-attr]
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": get_weather(**arguments)})
+            answered = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL])  # type: ignore[list-item]
+            return answered.choices[0].message.content or ""
+
+        try:
+            context = using_attributes(
+                session_id="session-42", user_id="user-7", metadata={"plan": "pro"}, tags=["beta", "weather"]
+            )
+            with context, tracer.start_as_current_span("plan_trip", openinference_span_kind="chain") as chain:
+                chain.set_attributes(get_input_attributes("Weather in Paris?"))
+                answer = weather_agent("Weather in Paris?")
+                chain.set_attributes(get_output_attributes(answer))
+        finally:
+            instrumentor.uninstrument()
+        rec.shutdown()
+        return _by_trace(rec.records(), ["agent"])
+
+
 CAPTURES: dict[str, tuple[str, Callable[[], Captured]]] = {
     # fixture name: (distribution whose version is recorded, capture function)
     "openai_v2": ("opentelemetry-instrumentation-openai-v2", capture_openai_v2),
     "openinference": ("openinference-instrumentation-openai", capture_openinference),
+    "openinference_agent": ("openinference-instrumentation", capture_openinference_agent),
     "traceloop": ("opentelemetry-instrumentation-openai", capture_traceloop),
     "pydantic_ai": ("pydantic-ai-slim", capture_pydantic_ai),
     "pydantic_ai_v2": ("pydantic-ai-slim", lambda: capture_pydantic_ai(2)),

@@ -1,0 +1,177 @@
+"""`maxim-otel-bridge serve` in a child process, configured the way a user would, for the benchmarks.
+
+Settings come from the environment only (`MAXIM_BRIDGE_*`, `MAXIM_*`): free loopback ports, a fresh spool
+directory, the counting sink as the destination. Everything else keeps its default (durable spool with
+`synchronous=full`, assembly wait, batch sizes, shipping concurrency), so what is measured is what ships.
+Optionally runs under `py-spy record` to find where the time goes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = ["SidecarProcess", "free_port", "read_status_kb"]
+
+READY_TIMEOUT_S = 60.0
+
+SERVE = """
+import argparse, logging, sys
+from maxim_otel_bridge.sidecar import command
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+parser = argparse.ArgumentParser()
+command.add_arguments(parser)
+sys.exit(command.run(parser.parse_args([])))
+"""
+"""`maxim-otel-bridge serve` with no flags: the subcommand's own module, without importing the CLI's others."""
+
+
+def free_port() -> int:
+    """A port the OS just handed out (released at once: a tiny race, acceptable outside tests)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def read_status_kb(pid: int, field: str) -> int:
+    """A `kB` field of /proc/<pid>/status (VmRSS: resident now; VmHWM: the peak resident set since start)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+class SidecarProcess:
+    """One sidecar process. `start()` returns once /readyz answers 200; `stop()` sends SIGTERM and waits."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        destination_url: str,
+        *,
+        settings: Mapping[str, str] | None = None,
+        profile_path: Path | None = None,
+        profile_rate: int = 100,
+    ) -> None:
+        self.workdir = workdir
+        self.destination_url = destination_url
+        self.settings = dict(settings or {})
+        self.profile_path = profile_path
+        self.profile_rate = profile_rate
+        self.grpc_endpoint = ""
+        self.admin_url = ""
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log = None
+        self.pid = 0
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "sidecar.log"
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        grpc_port, http_port, admin_port = free_port(), free_port(), free_port()
+        self.grpc_endpoint = f"127.0.0.1:{grpc_port}"
+        self.admin_url = f"http://127.0.0.1:{admin_port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MAXIM_", "OTEL_"))}
+        env.update(
+            {
+                "MAXIM_API_KEY": "bench-key",
+                "MAXIM_LOG_REPO_ID": "bench-repo",
+                "MAXIM_BASE_URL": self.destination_url,
+                "MAXIM_BRIDGE_GRPC_ENDPOINT": self.grpc_endpoint,
+                "MAXIM_BRIDGE_HTTP_ENDPOINT": f"127.0.0.1:{http_port}",
+                "MAXIM_BRIDGE_ADMIN_ENDPOINT": f"127.0.0.1:{admin_port}",
+                "MAXIM_BRIDGE_SPOOL_DIR": str(self.workdir / "spool"),
+                "MAXIM_BRIDGE_DEAD_LETTER_PATH": str(self.workdir / "dead-letter.jsonl"),
+                **self.settings,
+            }
+        )
+        command = [sys.executable, "-c", SERVE]
+        if self.profile_path is not None:
+            spy = Path(sys.executable).with_name("py-spy")
+            command = [str(spy), "record", "-r", str(self.profile_rate), "-f", "raw", "-o", str(self.profile_path),
+                       "--nonblocking", "--", *command]
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.pid = self._process.pid if self.profile_path is None else self._find_child(self._process.pid)
+        self._wait_ready()
+
+    def _find_child(self, parent: int) -> int:
+        end = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < end:
+            for task in Path(f"/proc/{parent}/task").iterdir():
+                children = (task / "children").read_text().split()
+                if children:
+                    return int(children[0])
+            time.sleep(0.05)
+        raise RuntimeError("py-spy did not start the sidecar")
+
+    def _wait_ready(self) -> None:
+        end = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < end:
+            assert self._process is not None
+            if self._process.poll() is not None:
+                raise RuntimeError(f"sidecar exited with {self._process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(self.admin_url + "/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"sidecar not ready after {READY_TIMEOUT_S}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(self.admin_url + "/metrics", timeout=10) as response:
+            return response.read().decode()
+
+    def rss_mb(self) -> float:
+        return read_status_kb(self.pid, "VmRSS") / 1024
+
+    def peak_rss_mb(self) -> float:
+        return read_status_kb(self.pid, "VmHWM") / 1024
+
+    def cpu_s(self) -> float:
+        """User + system CPU seconds the sidecar has used so far (all its threads)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def stop(self, timeout: float = 60.0) -> int | None:
+        if self._process is None:
+            return None
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            code = self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.pid, signal.SIGKILL)
+            code = self._process.wait(timeout=10)
+        self._process = None
+        if self._log is not None:
+            self._log.close()
+        return code
+
+    def __enter__(self) -> SidecarProcess:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -2,7 +2,8 @@
 OTLP/HTTP JSON) decoded by the sidecar's OTLP decoder and mapped.
 
 Golden tests read `tests/fixtures/captured/vercel_ai.json` (written by `tests/capture/capture_python.py vercel_ai`);
-the live test runs `npm ci` once and the script again, and compares.
+the live tests run `npm ci` once and the script again: once into a capture receiver, compared with the fixture, and
+once into a real `maxim-otel-bridge serve` process shipping to the fake Maxim batch endpoint.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 from capture import vercel_ai
 from capture.summary import summary
+from fakes.batch_sink import BatchSink
+from fakes.serve_process import clean_environ, serving
 
 from maxim_otel_bridge.mapping import map_trace_part
 from maxim_otel_bridge.record import SpanRecord
@@ -184,3 +187,30 @@ def test_live_node_run_matches_the_fixture() -> None:
         key = lambda r: (r.name, sorted(r.attributes))
         assert sorted(map(key, records)) == sorted(map(key, captured)), scenario
         assert summary(_entities(records)) == summary(_entities(captured)), scenario
+
+
+def test_node_app_through_a_real_serve_process(tmp_path: Path) -> None:
+    assert vercel_ai.node_available(), "node and npm are needed for the Vercel AI SDK test"
+    vercel_ai.ensure_installed()
+    api_key = "sk-vercel-serve-8675309"
+    with BatchSink(api_key=api_key) as sink:
+        env = clean_environ({"MAXIM_API_KEY": api_key, "MAXIM_LOG_REPO_ID": "repo-node", "MAXIM_BASE_URL": sink.url})
+        args = ["--assembly-wait", "0.5", "--grace-period", "5"]
+        with serving(tmp_path / "spool", env, args) as serve:
+            vercel_ai.run_script(f"{serve.http_url}/v1/traces")
+
+            def generations_with_usage(s: BatchSink) -> list[dict[str, Any]]:
+                return [e for e in s.entities_by_id().values() if e.get("type") == "generation" and "result" in e]
+
+            # Two doGenerate calls and one doStream call: each a generation with its usage.
+            assert sink.wait_for(lambda s: len(generations_with_usage(s)) == 3, timeout=30), serve.log
+            assert serve.terminate() == 0
+        assert sink.problems() == []
+        received = sink.entities_by_id()
+    usages = sorted(tuple(g["result"]["usage"].values()) for g in generations_with_usage(sink))
+    assert usages == [(12, 9, 21), (20, 7, 27), (31, 9, 40)]
+    assert {g["model"] for g in generations_with_usage(sink)} == {MODEL}
+    (tool,) = [e for e in received.values() if e.get("type") == "toolCall"]
+    assert (tool["name"], tool["result"]) == ("get_weather", "18C, sunny")
+    assert {e["sessionId"] for e in received.values() if e.get("type") == "trace"} == {"session-42"}
+    assert api_key not in serve.log

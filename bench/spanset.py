@@ -143,8 +143,10 @@ def _chat_attributes(rng: random.Random, spec: SpanSetSpec, trace: int, step: in
         )
         history.append({"role": "tool", "parts": [{"type": "tool_call_response", "id": earlier_id, "response": _text(rng, 60)}]})
     fixed = _dumps(history)
-    system_size = max(200, spec.input_bytes // 3)
-    user_size = max(40, spec.input_bytes - system_size - len(fixed) - 120)
+    # The conversation grows with each step; the system prompt and question fill the rest of the budget.
+    free = max(200, spec.input_bytes - len(fixed) - 125)
+    system_size = free * 3 // 5
+    user_size = free - system_size
     messages = [
         {"role": "system", "parts": [{"type": "text", "content": _text(rng, system_size)}]},
         {"role": "user", "parts": [{"type": "text", "content": _text(rng, user_size)}]},

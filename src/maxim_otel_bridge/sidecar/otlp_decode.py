@@ -55,6 +55,8 @@ _ZERO_SPAN_ID = bytes(8)
 _VALID_KINDS = frozenset(range(SpanKind.UNSPECIFIED, SpanKind.CONSUMER + 1))
 _VALID_STATUS_CODES = frozenset((StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR))
 _HEX_DIGITS = frozenset("0123456789abcdef")
+# AnyValue cases whose field is already the JSON value.
+_SCALAR_CASES = frozenset(("string_value", "int_value", "double_value", "bool_value"))
 
 
 class MalformedRequest(ValueError):
@@ -139,6 +141,7 @@ def _decode_span(
     scope_version: str,
     problems: _Problems,
 ) -> SpanRecord:
+    status = span.status  # each access to a sub-message builds a wrapper: read it once
     return SpanRecord(
         trace_id=_decode_trace_id(span.trace_id),
         span_id=_decode_span_id(span.span_id, "span_id"),
@@ -148,17 +151,13 @@ def _decode_span(
         end_ns=span.end_time_unix_nano,
         attributes=decode_attributes(span.attributes),
         events=tuple(
-            EventRecord(
-                name=e.name,
-                time_ns=e.time_unix_nano,
-                attributes=decode_attributes(e.attributes),
-            )
+            EventRecord(name=e.name, time_ns=e.time_unix_nano, attributes=decode_attributes(e.attributes))
             for e in span.events
         ),
         links=_decode_links(span, problems),
         kind=_decode_kind(span.kind),
-        status_code=_decode_status_code(span.status.code),
-        status_message=span.status.message,
+        status_code=_decode_status_code(status.code),
+        status_message=status.message,
         resource=resource,
         scope_name=scope_name,
         scope_version=scope_version,
@@ -221,23 +220,21 @@ def decode_attributes(attributes: Iterable[KeyValue]) -> dict[str, Any]:
     """Repeated `KeyValue` -> dict of JSON values; a key without a value is left out (as the SDK does)."""
     result: dict[str, Any] = {}
     for kv in attributes:
-        value = decode_any_value(kv.value)
-        if value is not None:
-            result[kv.key] = value
+        # Scalars inline: attributes are the hot loop of decoding, and most values are strings or numbers.
+        value = kv.value
+        which = value.WhichOneof("value")
+        if which in _SCALAR_CASES:
+            result[kv.key] = getattr(value, which)
+        elif which is not None:
+            result[kv.key] = decode_any_value(value)
     return result
 
 
 def decode_any_value(value: AnyValue) -> Any:
     """One `AnyValue` as a JSON value (None when unset)."""
     which = value.WhichOneof("value")
-    if which == "string_value":
-        return value.string_value
-    if which == "int_value":
-        return value.int_value
-    if which == "bool_value":
-        return value.bool_value
-    if which == "double_value":
-        return value.double_value
+    if which in _SCALAR_CASES:
+        return getattr(value, which)
     if which == "array_value":
         return [decode_any_value(v) for v in value.array_value.values]
     if which == "kvlist_value":

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from fakes.batch_sink import BatchSink
-from fakes.serve_process import ServeProcess, clean_environ, make_spans, otlp_body, serving, span_hex, trace_hex
+from fakes.serve_process import ServeProcess, clean_environ, free_port, make_spans, otlp_body, serving, span_hex, trace_hex
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
@@ -175,3 +175,35 @@ def test_a_full_spool_answers_503_and_unavailable_and_loses_nothing(tmp_path: Pa
         sink.resume()
         assert sink.wait_for(lambda s: set(acknowledged) <= set(s.entities_by_id()), timeout=30)
         assert serve.terminate() == 0
+
+
+def test_without_an_api_key_spans_go_to_the_embedded_local_store(tmp_path: Path) -> None:
+    from maxim_otel_bridge.config import Destination, Secret
+    from maxim_otel_bridge.readback import fetch_trace
+
+    local_port = free_port()
+    traces = make_spans(2)
+    spool = tmp_path / "spool"
+    args = [*FAST, "--local-store-endpoint", f"127.0.0.1:{local_port}"]
+    with serving(spool, clean_environ(), args) as serve:
+        status, body = serve.readyz()
+        assert status == 200
+        assert body["destination"]["embedded_local_store"] is True
+        assert body["destination"]["url"] == f"http://127.0.0.1:{local_port}"
+        exporter = HttpSpanExporter(endpoint=f"{serve.http_url}/v1/traces", timeout=10)
+        for spans in traces:
+            assert exporter.export(spans) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+
+        local = Destination(f"http://127.0.0.1:{local_port}", Secret("local"), "local")
+        for spans in traces:
+            root = next(s for s in spans if s.parent is None)
+            end = time.monotonic() + 15
+            while not (result := fetch_trace(local, trace_hex(root))).ok and time.monotonic() < end:
+                time.sleep(0.1)
+            assert result.ok, result.error
+            assert result.data["id"] == trace_hex(root)
+        assert serve.terminate() == 0
+    warnings = [line for line in serve.log.splitlines() if "embedded local store" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0]
+    assert (spool / "local-store.sqlite3").exists()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+from fakes.serve_process import CONSOLE_SCRIPT, clean_environ, free_port
 
 from maxim_otel_bridge.config import ConfigError
 from maxim_otel_bridge.sidecar import command
@@ -143,3 +146,35 @@ def test_the_docs_table_lists_every_setting() -> None:
 def test_every_setting_is_a_field() -> None:
     fields = set(SidecarSettings.__dataclass_fields__)
     assert {s.name for s in SETTINGS} <= fields
+
+
+def test_the_console_script_exits_2_for_an_invalid_setting(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [CONSOLE_SCRIPT, "serve", "--spool-dir", str(tmp_path / "spool"), "--spool-max-bytes", "lots"],
+        env=clean_environ({"MAXIM_BRIDGE_ASSEMBLY_WAIT": "1"}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "spool_max_bytes (--spool-max-bytes)" in proc.stderr
+
+
+def test_a_port_in_use_exits_1_naming_it(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = subprocess.run(
+            [
+                CONSOLE_SCRIPT, "serve", "--spool-dir", str(tmp_path / "spool"),
+                "--grpc-endpoint", f"127.0.0.1:{free_port()}", "--http-endpoint", f"127.0.0.1:{port}",
+                "--admin-endpoint", f"127.0.0.1:{free_port()}", "--grace-period", "1",
+            ],
+            env=clean_environ({"MAXIM_API_KEY": "k", "MAXIM_LOG_REPO_ID": "r", "MAXIM_BASE_URL": "http://127.0.0.1:9"}),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert f"127.0.0.1:{port}" in proc.stderr

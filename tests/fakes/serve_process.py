@@ -23,7 +23,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 CONSOLE_SCRIPT = str(Path(sys.executable).with_name("maxim-otel-bridge"))
-_DEV_CMD = [sys.executable, "-c", "import argparse,logging,sys;from maxim_otel_bridge.sidecar import command as c;p=argparse.ArgumentParser();c.add_arguments(p);logging.basicConfig(level=logging.INFO,format='%(asctime)s %(levelname)s %(name)s: %(message)s');sys.exit(c.run(p.parse_args(sys.argv[1:])))"]
 
 
 def free_port() -> int:
@@ -58,7 +57,7 @@ class ServeProcess:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in wait()/kill()
         self.process = subprocess.Popen(
             [
-                *_DEV_CMD,
+                CONSOLE_SCRIPT, "serve",
                 "--grpc-endpoint", f"127.0.0.1:{self.grpc_port}",
                 "--http-endpoint", f"127.0.0.1:{self.http_port}",
                 "--admin-endpoint", f"127.0.0.1:{self.admin_port}",

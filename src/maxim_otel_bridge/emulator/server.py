@@ -239,7 +239,10 @@ class EmulatorServer:
             raise
         self._store, self._httpd = store, httpd
         self.port = httpd.server_address[1]
-        self._thread = threading.Thread(target=httpd.serve_forever, name="maxim-local-store", daemon=True)
+        # A short poll interval: `stop()` waits for the serving loop to notice, and callers stop often in tests.
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="maxim-local-store", daemon=True
+        )
         self._thread.start()
         logger.info("local Maxim-compatible store listening on %s (database %s)", self.url, self.db_path)
         return self

@@ -75,7 +75,13 @@ cleanup() {
     fi
     pm rm --force --volumes "$container" >/dev/null
   fi
-  [ -n "$sink_pid" ] && kill "$sink_pid" 2>/dev/null && wait "$sink_pid" 2>/dev/null
+  if [ -n "$sink_pid" ]; then
+    if ! kill "$sink_pid" 2>/dev/null && [ "$rc" -ne 0 ]; then
+      echo "---- the local batch endpoint exited early; its log: ----" >&2
+      cat "$work/sink.log" >&2
+    fi
+    wait "$sink_pid" 2>/dev/null
+  fi
   if [ "${SMOKE_KEEP_IMAGE:-0}" != 1 ] && pm image exists "$image" 2>/dev/null; then
     pm rmi --force "$image" >/dev/null
   fi
@@ -201,7 +207,7 @@ def sink(port_file: str, requests_file: str, api_key: str) -> None:
         Path(port_file).write_text(str(batch_sink.port))
         seen = -1
         while True:
-            requests = batch_sink.requests()
+            requests = batch_sink.requests
             if len(requests) != seen:
                 seen = len(requests)
                 dump = [

@@ -285,6 +285,10 @@ def _resolve(args: argparse.Namespace) -> Destination:
 
 
 def run(args: argparse.Namespace) -> int:
+    # httpx logs every request at INFO; on a command whose output is the answer that is noise (kept under DEBUG).
+    httpx_logger = logging.getLogger("httpx")
+    if not logging.getLogger().isEnabledFor(logging.DEBUG) and httpx_logger.level < logging.WARNING:
+        httpx_logger.setLevel(logging.WARNING)
     try:
         destination = _resolve(args)
     except ConfigError as exc:

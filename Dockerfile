@@ -23,8 +23,8 @@ RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python3 -m venv --without-pip /opt/maxim-otel-bridge \
     && python3 -m pip --python /opt/maxim-otel-bridge/bin/python install \
         --no-cache-dir --no-index --find-links /wheels maxim-otel-bridge \
-    && groupadd --system --gid 10001 maxim \
-    && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
+    && groupadd --gid 10001 maxim \
+    && useradd --no-log-init --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
         --shell /usr/sbin/nologin maxim \
     && mkdir -p /var/lib/maxim-otel-bridge \
     && chown 10001:10001 /var/lib/maxim-otel-bridge \

@@ -173,6 +173,21 @@ def test_images_dropped_by_the_instrumentation_still_give_a_generation(
     assert all(not isinstance(m.get("content"), list) or m["content"] for m in generation["messages"])
 
 
+@pytest.mark.parametrize("name", OPENAI_CLIENTS + PYDANTIC_AI)
+def test_failed_call_is_a_generation_with_its_error(name: str) -> None:
+    entities = _entities(_records(name, "error"))
+    (generation,) = [e for e in entities if e["type"] == "generation"]
+    assert "broken" in generation["error"]["errorMessage"] and "404" in generation["error"]["errorMessage"]
+    assert generation["error"]["errorType"].endswith("NotFoundError")
+    # No answer and no usage were reported: zero counts, no invented choice.
+    assert generation["result"]["choices"] == []
+    assert generation["result"]["usage"] == _usage(0, 0)
+    if name in PYDANTIC_AI:
+        (agent,) = [e for e in entities if e["type"] == "span"]
+        assert agent["error"]["errorType"] == "pydantic_ai.exceptions.ModelNotFoundError"
+        assert generation["spanId"] == agent["id"]
+
+
 def test_pydantic_ai_agent_usage_is_not_counted_twice() -> None:
     entities = _entities(_records("pydantic_ai", "tool_round_trip"))
     (agent,) = [e for e in entities if e["type"] == "span"]

@@ -3,7 +3,7 @@
 Each `capture_*` function instruments the real OpenAI client (or a real Pydantic AI agent) with one package, runs
 the same scenarios — a plain chat, a tool round trip under an application span, a streamed answer with usage, an
 embeddings call — and returns `{scenario: [SpanRecord, ...]}`. Every scenario is its own trace; `multimodal` sends an image URL and an
-inline PNG. Nothing here writes
+inline PNG, `error` asks for a model the server does not know. Nothing here writes
 attributes: what the records hold is what the package emitted.
 
 Used twice: by `tests/capture/capture_python.py` to write the fixtures, and by the convention tests to run the same
@@ -27,7 +27,7 @@ from fakes.sdk_spans import SpanRecorder
 
 from maxim_otel_bridge.record import SpanRecord
 
-SCENARIOS = ("chat", "tool_round_trip", "streaming", "embeddings", "multimodal")
+SCENARIOS = ("chat", "tool_round_trip", "streaming", "embeddings", "multimodal", "error")
 IMAGE_URL = "https://example.com/cat.png"
 # A 1x1 PNG: a real blob an instrumentation may inline, shorten or drop.
 PNG_BYTES = bytes.fromhex(
@@ -117,6 +117,10 @@ def openai_workload(client: openai.OpenAI, rec: SpanRecorder) -> list[str]:
             }
         ],
     )
+    try:
+        client.chat.completions.create(model="broken", messages=[{"role": "user", "content": "Say hello."}])
+    except openai.NotFoundError:
+        pass  # the failed call is the scenario: its span must arrive as a failed generation
     return list(SCENARIOS)
 
 
@@ -162,6 +166,7 @@ def capture_pydantic_ai(instrumentation_version: int | None = None) -> Captured:
     """A real Pydantic AI agent on the OpenAI chat model, talking to the local server."""
     from pydantic_ai import Agent, BinaryContent, Embedder, ImageUrl
     from pydantic_ai.embeddings.openai import OpenAIEmbeddingModel
+    from pydantic_ai.exceptions import ModelHTTPError
     from pydantic_ai.models.instrumented import InstrumentationSettings
     from pydantic_ai.models.openai import OpenAIChatModel
     from pydantic_ai.providers.openai import OpenAIProvider
@@ -184,6 +189,8 @@ def capture_pydantic_ai(instrumentation_version: int | None = None) -> Captured:
             """Current weather for a city."""
             return TOOL_RESULT
 
+        broken = Agent(OpenAIChatModel("broken", provider=provider), name="broken_agent")
+        broken.instrument = settings
         embedder = Embedder(
             OpenAIEmbeddingModel("text-embedding-3-small", provider=provider),
             instrument=settings,
@@ -202,6 +209,10 @@ def capture_pydantic_ai(instrumentation_version: int | None = None) -> Captured:
                 BinaryContent(data=PNG_BYTES, media_type="image/png"),
             ]
             await chat.run(["What is in these pictures?", *picture])
+            try:
+                await broken.run("Say hello.")
+            except ModelHTTPError:
+                pass  # the failed run is the scenario
 
         asyncio.run(run())
         rec.shutdown()

@@ -21,7 +21,10 @@ def tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def generation_summary(entity: dict[str, Any]) -> dict[str, Any]:
-    (choice,) = entity["result"]["choices"]
+    # One choice per call here; a failed call has none.
+    choices = entity["result"]["choices"]
+    assert len(choices) <= 1, choices
+    choice = choices[0] if choices else {"message": {}, "finish_reason": None}
     return {
         "model": entity["model"],
         "provider": entity["provider"],
@@ -34,7 +37,7 @@ def generation_summary(entity: dict[str, Any]) -> dict[str, Any]:
         "tool_calls": tool_calls(choice["message"]),
         "finish_reason": choice["finish_reason"],
         "usage": entity["result"]["usage"],
-    }
+    } | ({"error": entity["error"]} if "error" in entity else {})
 
 
 def summary(entities: list[dict[str, Any]]) -> dict[str, Any]:

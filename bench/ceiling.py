@@ -11,7 +11,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 
 __all__ = ["CeilingResult", "decode_ceiling", "walk_request"]
 
@@ -29,7 +31,7 @@ class CeilingResult:
         return self.spans / self.seconds if self.seconds > 0 else 0.0
 
 
-def _walk_value(value) -> int:  # noqa: ANN001 - an AnyValue message
+def _walk_value(value) -> int:
     """Read the value (recursing into arrays and maps); returns how many scalar values were read."""
     which = value.WhichOneof("value")
     if which == "array_value":
@@ -45,7 +47,7 @@ def _walk_value(value) -> int:  # noqa: ANN001 - an AnyValue message
     return 1
 
 
-def _walk_attributes(attributes) -> int:  # noqa: ANN001 - a repeated KeyValue
+def _walk_attributes(attributes) -> int:
     count = 0
     for kv in attributes:
         kv.key  # noqa: B018 - touching the field is the point

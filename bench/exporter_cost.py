@@ -21,9 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult  # noqa: E402
-
-from spanset import SpanSetSpec, build_spans  # noqa: E402
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from spanset import SpanSetSpec, build_spans
 
 BATCH = 512  # the BatchSpanProcessor's default max export batch size
 WARMUP_TRACES = 50
@@ -37,11 +36,15 @@ def make_exporter(kind: str, target: str) -> SpanExporter:
             api_key="bench-key", repo_id="bench-repo", base_url=target, dead_letter_path="none", environ={}
         )
     if kind == "otlp-grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter,
+        )
 
         return OTLPSpanExporter(endpoint=target, insecure=True)
     if kind == "otlp-http":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter as HttpExporter,
+        )
 
         return HttpExporter(endpoint=target.rstrip("/") + "/v1/traces")
     raise SystemExit(f"unknown exporter {kind!r}")

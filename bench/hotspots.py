@@ -51,7 +51,9 @@ def read_profile(path: str | Path) -> list[tuple[list[str], int]]:
     return stacks
 
 
-def summarize(stacks: list[tuple[list[str], int]], within: str | None = None, top: int = 25) -> tuple[int, list[Hotspot]]:
+def summarize(
+    stacks: list[tuple[list[str], int]], within: str | None = None, top: int = 25
+) -> tuple[int, list[Hotspot]]:
     """(samples kept, the top functions by inclusive share)."""
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()

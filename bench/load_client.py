@@ -31,7 +31,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from spanset import EncodedRequest, relabel, trace_id_hex  # noqa: E402
+from spanset import EncodedRequest, relabel, trace_id_hex
 
 EXPORT_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 BACKPRESSURE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
@@ -44,7 +44,8 @@ class Load:
     def __init__(self, requests: list[EncodedRequest], endpoint: str) -> None:
         self.requests = requests
         self.channel = grpc.insecure_channel(
-            endpoint, options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
+            endpoint,
+            options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)],
         )
         grpc.channel_ready_future(self.channel).result(timeout=30)
         self.export = self.channel.unary_unary(EXPORT_METHOD)  # bytes in, bytes out

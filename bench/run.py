@@ -41,16 +41,16 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from ceiling import decode_ceiling  # noqa: E402
-from hotspots import read_profile, summarize  # noqa: E402
-from sidecar_proc import SidecarProcess  # noqa: E402
-from sinks import SinkProcess  # noqa: E402
-from spanset import SpanSetSpec, build_spans, encode_requests, span_counts  # noqa: E402
+from ceiling import decode_ceiling
+from hotspots import read_profile, summarize
+from sidecar_proc import SidecarProcess
+from sinks import SinkProcess
+from spanset import SpanSetSpec, build_spans, encode_requests, span_counts
 
-from maxim_otel_bridge.mapping import map_trace_part  # noqa: E402
-from maxim_otel_bridge.record import from_readable_span  # noqa: E402
-from maxim_otel_bridge.schema import validate_batch  # noqa: E402
-from maxim_otel_bridge.sidecar.settings import SETTINGS  # noqa: E402
+from maxim_otel_bridge.mapping import map_trace_part
+from maxim_otel_bridge.record import from_readable_span
+from maxim_otel_bridge.schema import validate_batch
+from maxim_otel_bridge.sidecar.settings import SETTINGS
 
 RESULTS_PATH = HERE / "results.json"
 LATENCY_MAX_RATE = 5000.0
@@ -110,15 +110,18 @@ def measure_exporters(plan: Plan, traces: int) -> dict[str, Any]:
     with SinkProcess("http") as http_sink, SinkProcess("grpc") as grpc_sink:
         targets = {"otlp-grpc": grpc_sink.endpoint, "maxim": http_sink.url, "otlp-http": http_sink.url}
         for round_no in range(plan.exporter_rounds):
-            for kind in runs:
+            for kind, results in runs.items():
                 say(f"exporter cost: {kind} (round {round_no + 1}/{plan.exporter_rounds})")
                 out = subprocess.run(
                     [sys.executable, str(HERE / "exporter_cost.py"), kind, targets[kind], str(traces)],
-                    capture_output=True, text=True, timeout=600,
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    check=False,
                 )
                 if out.returncode != 0:
                     raise SystemExit(f"exporter_cost.py {kind} failed:\n{out.stderr[-3000:]}")
-                runs[kind].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     per_span = {kind: statistics.median(r["cpu_s"] / r["spans"] for r in rs) for kind, rs in runs.items()}
     return {
         "cpu_us_per_span": {kind: value * 1e6 for kind, value in per_span.items()},
@@ -135,7 +138,10 @@ def measure_exporters(plan: Plan, traces: int) -> dict[str, Any]:
 def run_load(requests_path: Path, endpoint: str, mode: str, seconds: float, arg: float) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, str(HERE / "load_client.py"), str(requests_path), endpoint, mode, str(seconds), str(arg)],
-        capture_output=True, text=True, timeout=seconds + 600,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 600,
+        check=False,
     )
     if out.returncode != 0:
         raise SystemExit(f"load_client.py failed:\n{out.stderr[-3000:]}")
@@ -149,7 +155,12 @@ def measure_throughput(
     plan: Plan, workdir: Path, requests_path: Path, per_trace: int, spans_per_trace: int, profile: Path | None
 ) -> dict[str, Any]:
     with SinkProcess("http") as sink:
-        sidecar = SidecarProcess(workdir / "throughput", sink.url, profile_path=profile)
+        sidecar = SidecarProcess(
+            workdir / "throughput",
+            sink.url,
+            profile_path=profile,
+            extra_profile_args=("--nonblocking", "--subprocesses"),
+        )
         sidecar.start()
         try:
             cpu_before = sidecar.cpu_s()
@@ -221,13 +232,12 @@ def percentile(values: list[float], q: float) -> float:
 def measure_latency(
     plan: Plan, workdir: Path, requests_path: Path, rate: float, per_trace: int, spans_per_trace: int
 ) -> dict[str, Any]:
-    with SinkProcess("http") as sink:
-        with SidecarProcess(workdir / "latency", sink.url) as sidecar:
-            say(f"latency: {rate:,.0f} spans/s steady for {plan.latency_s:.0f}s")
-            load = run_load(requests_path, sidecar.grpc_endpoint, "rate", plan.latency_s, rate)
-            expected = load["spans"] // spans_per_trace * per_trace
-            sink.wait_for_entities(expected, plan.drain_timeout_s)
-            arrivals = sink.arrivals()
+    with SinkProcess("http") as sink, SidecarProcess(workdir / "latency", sink.url) as sidecar:
+        say(f"latency: {rate:,.0f} spans/s steady for {plan.latency_s:.0f}s")
+        load = run_load(requests_path, sidecar.grpc_endpoint, "rate", plan.latency_s, rate)
+        expected = load["spans"] // spans_per_trace * per_trace
+        sink.wait_for_entities(expected, plan.drain_timeout_s)
+        arrivals = sink.arrivals()
     roots: dict[str, float] = load["roots"]
     latencies = [arrivals[t] - sent for t, sent in roots.items() if t in arrivals]
     if not latencies:
@@ -270,8 +280,14 @@ def targets(results: dict[str, Any]) -> list[Target]:
 def table(results: dict[str, Any]) -> str:
     rows = [("measure", "value", "target", "")]
     for target in targets(results):
-        rows.append((target.name, f"{target.value:,.3g}" if target.value < 100 else f"{target.value:,.0f}",
-                     target.goal, "PASS" if target.passed else "FAIL"))
+        rows.append(
+            (
+                target.name,
+                f"{target.value:,.3g}" if target.value < 100 else f"{target.value:,.0f}",
+                target.goal,
+                "PASS" if target.passed else "FAIL",
+            )
+        )
     exporter = results["exporter"]
     throughput = results["throughput"]
     outage = results["outage"]
@@ -328,7 +344,10 @@ def main(argv: list[str] | None = None) -> int:
         hot = None
         if profile_path is not None and profile_path.exists():
             samples, spots = summarize(read_profile(profile_path), top=30)
-            hot = {"samples": samples, "top": [[h.function, round(h.inclusive, 4), round(h.self_share, 4)] for h in spots]}
+            hot = {
+                "samples": samples,
+                "top": [[h.function, round(h.inclusive, 4), round(h.self_share, 4)] for h in spots],
+            }
 
     results: dict[str, Any] = {
         "quick": plan.quick,

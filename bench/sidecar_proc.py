@@ -3,6 +3,7 @@
 Settings come from the environment only (`MAXIM_BRIDGE_*`, `MAXIM_*`): free loopback ports, a fresh spool
 directory, the counting sink as the destination. Everything else keeps its default (durable spool with
 `synchronous=full`, assembly wait, batch sizes, shipping concurrency), so what is measured is what ships.
+Memory and CPU are counted over the sidecar's whole process tree (it may map in worker processes).
 Optionally runs under `py-spy record` to find where the time goes.
 """
 
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -22,6 +24,7 @@ from pathlib import Path
 __all__ = ["SidecarProcess", "free_port", "read_status_kb"]
 
 READY_TIMEOUT_S = 60.0
+RSS_SAMPLE_S = 0.1
 
 SERVE = """
 import argparse, logging, sys
@@ -60,17 +63,22 @@ class SidecarProcess:
         settings: Mapping[str, str] | None = None,
         profile_path: Path | None = None,
         profile_rate: int = 100,
+        extra_profile_args: tuple[str, ...] = ("--nonblocking",),
     ) -> None:
         self.workdir = workdir
         self.destination_url = destination_url
         self.settings = dict(settings or {})
         self.profile_path = profile_path
         self.profile_rate = profile_rate
+        self.extra_profile_args = extra_profile_args
         self.grpc_endpoint = ""
         self.admin_url = ""
         self._process: subprocess.Popen[bytes] | None = None
         self._log = None
         self.pid = 0
+        self._sampled_peak_kb = 0
+        self._sampling_done = threading.Event()
+        self._sampler: threading.Thread | None = None
 
     @property
     def log_path(self) -> Path:
@@ -98,12 +106,25 @@ class SidecarProcess:
         command = [sys.executable, "-c", SERVE]
         if self.profile_path is not None:
             spy = Path(sys.executable).with_name("py-spy")
-            command = [str(spy), "record", "-r", str(self.profile_rate), "-f", "raw", "-o", str(self.profile_path),
-                       "--nonblocking", "--", *command]
+            command = [
+                str(spy),
+                "record",
+                "-r",
+                str(self.profile_rate),
+                "-f",
+                "raw",
+                "-o",
+                str(self.profile_path),
+                *self.extra_profile_args,
+                "--",
+                *command,
+            ]
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._process = subprocess.Popen(command, env=env, stdout=self._log, stderr=subprocess.STDOUT)
         self.pid = self._process.pid if self.profile_path is None else self._find_child(self._process.pid)
         self._wait_ready()
+        self._sampler = threading.Thread(target=self._sample, name="rss-sampler", daemon=True)
+        self._sampler.start()
 
     def _find_child(self, parent: int) -> int:
         end = time.monotonic() + READY_TIMEOUT_S
@@ -140,21 +161,59 @@ class SidecarProcess:
         with urllib.request.urlopen(self.admin_url + "/metrics", timeout=10) as response:
             return response.read().decode()
 
+    def tree(self) -> list[int]:
+        """The sidecar's pid and its descendants' (mapping workers), those alive now."""
+        pids = [self.pid]
+        for pid in pids:
+            try:
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    pids.extend(int(c) for c in (task / "children").read_text().split())
+            except OSError:
+                continue  # exited meanwhile
+        return pids
+
+    def _tree_sum_kb(self, field: str) -> int:
+        total = 0
+        for pid in self.tree():
+            try:
+                total += read_status_kb(pid, field)
+            except (OSError, KeyError):
+                continue
+        return total
+
     def rss_mb(self) -> float:
-        return read_status_kb(self.pid, "VmRSS") / 1024
+        """Resident memory of the sidecar's whole process tree now."""
+        return self._tree_sum_kb("VmRSS") / 1024
 
     def peak_rss_mb(self) -> float:
-        return read_status_kb(self.pid, "VmHWM") / 1024
+        """Peak resident memory of the process tree: the larger of the sampled peak of the tree's sum and the
+        sum of each live process's own peak (VmHWM; an upper bound that no short spike escapes)."""
+        return max(self._sampled_peak_kb, self._tree_sum_kb("VmHWM")) / 1024
+
+    def _sample(self) -> None:
+        while not self._sampling_done.wait(RSS_SAMPLE_S):
+            self._sampled_peak_kb = max(self._sampled_peak_kb, self._tree_sum_kb("VmRSS"))
 
     def cpu_s(self) -> float:
-        """User + system CPU seconds the sidecar has used so far (all its threads)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        """User + system CPU seconds used so far by the sidecar's process tree (all threads, and children
+        that already exited)."""
         ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        total = 0
+        for index, pid in enumerate(self.tree()):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # utime, stime (+ cutime, cstime of reaped children, counted once: at the top process).
+            total += int(fields[11]) + int(fields[12])
+            if index == 0:
+                total += int(fields[13]) + int(fields[14])
+        return total / ticks
 
     def stop(self, timeout: float = 60.0) -> int | None:
         if self._process is None:
             return None
+        self._sampling_done.set()
         try:
             os.kill(self.pid, signal.SIGTERM)
         except ProcessLookupError:

@@ -33,10 +33,10 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind, set_span_in_context
 
 __all__ = [
-    "EncodedRequest",
     "SPAN_MARKER",
-    "SpanSetSpec",
     "TRACE_MARKER",
+    "EncodedRequest",
+    "SpanSetSpec",
     "build_spans",
     "encode_requests",
     "relabel",
@@ -58,12 +58,59 @@ TOOLS = ("search_docs", "get_weather", "lookup_order", "convert_currency")
 GENAI_SCOPE = ("opentelemetry.util.genai.handler", "1.1b0")  # where openai-v2 2.4b0 records its spans
 APP_SCOPE = ("support-agent", "1.4.0")
 
-_WORDS = (
-    "order refund shipping invoice customer account balance delivery package warehouse address policy "
-    "return window receipt discount coupon subscription renewal charge payment card transfer currency "
-    "rate weather forecast city travel booking flight hotel seat upgrade baggage schedule delay support "
-    "agent ticket priority escalation manager summary detail status update confirm cancel request reply"
-).split()
+_WORDS = [
+    "order",
+    "refund",
+    "shipping",
+    "invoice",
+    "customer",
+    "account",
+    "balance",
+    "delivery",
+    "package",
+    "warehouse",
+    "address",
+    "policy",
+    "return",
+    "window",
+    "receipt",
+    "discount",
+    "coupon",
+    "subscription",
+    "renewal",
+    "charge",
+    "payment",
+    "card",
+    "transfer",
+    "currency",
+    "rate",
+    "weather",
+    "forecast",
+    "city",
+    "travel",
+    "booking",
+    "flight",
+    "hotel",
+    "seat",
+    "upgrade",
+    "baggage",
+    "schedule",
+    "delay",
+    "support",
+    "agent",
+    "ticket",
+    "priority",
+    "escalation",
+    "manager",
+    "summary",
+    "detail",
+    "status",
+    "update",
+    "confirm",
+    "cancel",
+    "request",
+    "reply",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +186,14 @@ def _chat_attributes(rng: random.Random, spec: SpanSetSpec, trace: int, step: in
         earlier_id = f"call_{trace:05d}_{earlier}"
         tool = TOOLS[earlier % len(TOOLS)]
         history.append(
-            {"role": "assistant", "parts": [{"type": "tool_call", "id": earlier_id, "name": tool, "arguments": {"q": _text(rng, 40)}}]}
+            {
+                "role": "assistant",
+                "parts": [{"type": "tool_call", "id": earlier_id, "name": tool, "arguments": {"q": _text(rng, 40)}}],
+            }
         )
-        history.append({"role": "tool", "parts": [{"type": "tool_call_response", "id": earlier_id, "response": _text(rng, 60)}]})
+        history.append(
+            {"role": "tool", "parts": [{"type": "tool_call_response", "id": earlier_id, "response": _text(rng, 60)}]}
+        )
     fixed = _dumps(history)
     # The conversation grows with each step; the system prompt and question fill the rest of the budget.
     free = max(200, spec.input_bytes - len(fixed) - 125)
@@ -153,7 +205,13 @@ def _chat_attributes(rng: random.Random, spec: SpanSetSpec, trace: int, step: in
         *history,
     ]
     if final:
-        output = [{"role": "assistant", "parts": [{"type": "text", "content": _text(rng, spec.output_bytes - 80)}], "finish_reason": "stop"}]
+        output = [
+            {
+                "role": "assistant",
+                "parts": [{"type": "text", "content": _text(rng, spec.output_bytes - 80)}],
+                "finish_reason": "stop",
+            }
+        ]
         finish = "stop"
     else:
         tool = TOOLS[step % len(TOOLS)]
@@ -203,7 +261,9 @@ def build_spans(spec: SpanSetSpec = SpanSetSpec()) -> list[ReadableSpan]:
     ids = _MarkedIds(span_start=spec.first_trace * spec.spans_per_trace)
     memory = InMemorySpanExporter()
     provider = TracerProvider(
-        resource=Resource({"service.name": "support-agent", "service.version": "1.4.0", "deployment.environment": "bench"}),
+        resource=Resource(
+            {"service.name": "support-agent", "service.version": "1.4.0", "deployment.environment": "bench"}
+        ),
         id_generator=ids,
     )
     provider.add_span_processor(SimpleSpanProcessor(memory))
@@ -228,21 +288,27 @@ def build_spans(spec: SpanSetSpec = SpanSetSpec()) -> list[ReadableSpan]:
         clock = start + 2 * MS
         for step in range(spec.chats):
             chat = genai.start_span(
-                f"chat {MODEL}", context=context, kind=SpanKind.CLIENT, start_time=clock,
+                f"chat {MODEL}",
+                context=context,
+                kind=SpanKind.CLIENT,
+                start_time=clock,
                 attributes=_chat_attributes(rng, spec, trace, step),
             )
             clock += 700 * MS + rng.randrange(300) * MS
             chat.end(end_time=clock)
             if step < spec.tools:
                 tool = app.start_span(
-                    f"execute_tool {TOOLS[step % len(TOOLS)]}", context=context, kind=SpanKind.INTERNAL,
-                    start_time=clock + MS, attributes=_tool_attributes(rng, trace, step),
+                    f"execute_tool {TOOLS[step % len(TOOLS)]}",
+                    context=context,
+                    kind=SpanKind.INTERNAL,
+                    start_time=clock + MS,
+                    attributes=_tool_attributes(rng, trace, step),
                 )
                 clock += 20 * MS + rng.randrange(80) * MS
                 tool.end(end_time=clock)
         root.end(end_time=clock + 3 * MS)
     provider.shutdown()
-    return sorted(memory.get_finished_spans(), key=lambda s: (s.end_time or 0))
+    return sorted(memory.get_finished_spans(), key=lambda s: s.end_time or 0)
 
 
 def encode_requests(spans: Sequence[ReadableSpan], max_spans: int = 512) -> list[EncodedRequest]:

@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+)
 
 from maxim_otel_bridge.mapping import map_trace_part
 from maxim_otel_bridge.record import from_readable_span
@@ -37,7 +39,7 @@ def tiny(bench):
 
 
 def test_span_set_shape(bench, tiny):
-    spec, spans = tiny
+    _, spans = tiny
     assert len(spans) == 3 * 10
     assert bench["spanset"].span_counts(spans) == {"invoke_agent": 3, "chat": 15, "execute_tool": 12}
     ends = [s.end_time for s in spans]
@@ -57,7 +59,6 @@ def test_span_set_shape(bench, tiny):
 
 
 def test_chat_spans_carry_the_keys_openai_v2_emits(tiny):
-    _, spans = tiny
     captured = json.loads(CAPTURED.read_text())["scenarios"]["chat"]
     real_keys = set().union(*(s["attributes"] for s in captured if s["name"].startswith("chat ")))
     for chat in (s for s in tiny[1] if s.name.startswith("chat ")):
@@ -83,10 +84,20 @@ def test_requests_relabel_to_new_traces(bench, tiny):
     requests = spanset.encode_requests(spans, max_spans=8)
     assert sum(r.spans for r in requests) == 30
     assert sorted(t for r in requests for t in r.roots) == [0, 1, 2]
-    original = [s for r in requests for rs in ExportTraceServiceRequest.FromString(r.data).resource_spans
-                for ss in rs.scope_spans for s in ss.spans]
-    moved = [s for r in requests for rs in ExportTraceServiceRequest.FromString(spanset.relabel(r.data, 7)).resource_spans
-             for ss in rs.scope_spans for s in ss.spans]
+    original = [
+        s
+        for r in requests
+        for rs in ExportTraceServiceRequest.FromString(r.data).resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+    ]
+    moved = [
+        s
+        for r in requests
+        for rs in ExportTraceServiceRequest.FromString(spanset.relabel(r.data, 7)).resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+    ]
     assert len(moved) == len(original)
     for before, after in zip(original, moved):
         assert after.trace_id != before.trace_id and after.trace_id[8:] == before.trace_id[8:]

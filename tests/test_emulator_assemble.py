@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from fakes import maxim_entities as m
 
-from maxim_otel_bridge.emulator.assemble import assemble_trace, duration_ms, parse_timestamp
+from maxim_otel_bridge.emulator.assemble import (
+    assemble_trace,
+    duration_ms,
+    parse_timestamp,
+)
 
 T = "0af7651916cd43dd8448eb211c80319c"
 

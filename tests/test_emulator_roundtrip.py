@@ -72,15 +72,18 @@ def run_agents(tracer: trace.Tracer) -> dict[str, str]:
             },
         ) as tool:
             pass
-        with tracer.start_as_current_span(
-            "invoke_agent booker", attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "booker"}
-        ) as booker:
-            with tracer.start_as_current_span(
+        with (
+            tracer.start_as_current_span(
+                "invoke_agent booker",
+                attributes={"gen_ai.operation.name": "invoke_agent", "gen_ai.agent.name": "booker"},
+            ) as booker,
+            tracer.start_as_current_span(
                 "chat gpt-4o-mini",
                 kind=trace.SpanKind.CLIENT,
                 attributes=chat_attributes("gpt-4o-mini", "Book", "", (12, 0)),
-            ) as failed:
-                failed.set_status(Status(StatusCode.ERROR, "rate limited"))
+            ) as failed,
+        ):
+            failed.set_status(Status(StatusCode.ERROR, "rate limited"))
     return {
         "trace": format(planner.get_span_context().trace_id, "032x"),
         "planner": hex_id(planner),

@@ -13,7 +13,8 @@ import httpx
 import pytest
 from fakes import maxim_entities as m
 
-from maxim_otel_bridge.emulator import EmulatorServer, server as server_module
+from maxim_otel_bridge.emulator import EmulatorServer
+from maxim_otel_bridge.emulator import server as server_module
 from maxim_otel_bridge.schema import validate_batch
 
 KEY = {"x-maxim-api-key": "any-key"}

@@ -157,9 +157,14 @@ def test_trace_list(env: EmulatorServer, capsys: pytest.CaptureFixture[str]) -> 
 def test_console_script_in_a_real_process(env: EmulatorServer) -> None:
     script = Path(sys.executable).with_name("maxim-otel-bridge")
     environ = {**os.environ, config.ENV_BASE_URL: env.url, config.ENV_API_KEY: PINNED}
-    found = subprocess.run([str(script), "trace", "get", T1], env=environ, capture_output=True, text=True, timeout=60)
+
+    def trace_get(trace_id: str) -> subprocess.CompletedProcess[str]:
+        command = [str(script), "trace", "get", trace_id]
+        return subprocess.run(command, env=environ, check=False, capture_output=True, text=True, timeout=60)
+
+    found = trace_get(T1)
     assert (found.returncode, found.stdout, found.stderr) == (0, EXPECTED_TREE, "")
-    missing = subprocess.run([str(script), "trace", "get", T2], env=environ, capture_output=True, text=True, timeout=60)
+    missing = trace_get(T2)
     assert missing.returncode == EXIT_NOT_FOUND
     assert missing.stdout == "" and missing.stderr.strip().splitlines() == [
         f"error: trace {T2} not found (trace '{T2}' not found)"

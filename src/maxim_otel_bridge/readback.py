@@ -21,23 +21,30 @@ from typing import Any
 
 import httpx
 
-from .config import ENV_API_KEY, ENV_BASE_URL, ENV_REPO_ID, LOCAL_REPO_ID, ConfigError, Destination
+from .config import (
+    ENV_API_KEY,
+    ENV_BASE_URL,
+    ENV_REPO_ID,
+    LOCAL_REPO_ID,
+    ConfigError,
+    Destination,
+)
 
 __all__ = [
-    "TRACE_PATH",
-    "LIST_PATH",
-    "EXIT_OK",
     "EXIT_CONFIG",
+    "EXIT_FAILED",
     "EXIT_NOT_FOUND",
+    "EXIT_OK",
     "EXIT_UNAUTHORIZED",
     "EXIT_UNREACHABLE",
-    "EXIT_FAILED",
+    "LIST_PATH",
+    "TRACE_PATH",
     "FetchResult",
-    "fetch_trace",
-    "list_traces",
-    "format_trace_tree",
-    "format_trace_list",
     "add_arguments",
+    "fetch_trace",
+    "format_trace_list",
+    "format_trace_tree",
+    "list_traces",
     "run",
 ]
 

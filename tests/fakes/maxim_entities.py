@@ -6,7 +6,7 @@ from typing import Any
 
 from maxim_otel_bridge.schema import validate_batch, validate_entity
 
-__all__ = ["trace", "span", "generation", "tool_call", "retrieval", "event", "batch"]
+__all__ = ["batch", "event", "generation", "retrieval", "span", "tool_call", "trace"]
 
 
 def _checked(entity: dict[str, Any]) -> dict[str, Any]:

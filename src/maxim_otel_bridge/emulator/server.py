@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 from ..config import Secret
@@ -36,11 +36,11 @@ from .store import EntityStore
 
 __all__ = [
     "BATCH_PATH",
-    "TRACE_PATH",
-    "LIST_PATH",
     "DEFAULT_LIST_LIMIT",
-    "MAX_LIST_LIMIT",
+    "LIST_PATH",
     "MAX_BODY_BYTES",
+    "MAX_LIST_LIMIT",
+    "TRACE_PATH",
     "EmulatorServer",
 ]
 
@@ -72,7 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "maxim-otel-bridge-emulator"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.client_address[0], *args)
 
     def do_POST(self) -> None:
@@ -228,7 +228,7 @@ class EmulatorServer:
             raise RuntimeError("EmulatorServer is not started")
         return self._store
 
-    def start(self) -> EmulatorServer:
+    def start(self) -> Self:
         if self._httpd is not None:
             return self
         store = EntityStore(self.db_path)
@@ -259,7 +259,7 @@ class EmulatorServer:
             store.close()
         self._httpd = self._thread = self._store = None
 
-    def __enter__(self) -> EmulatorServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

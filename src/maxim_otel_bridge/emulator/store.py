@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 __all__ = ["EntityStore", "StoredEntity", "TraceSummary"]
 
@@ -114,7 +114,7 @@ class EntityStore:
                 self._closed = True
                 self._db.close()
 
-    def __enter__(self) -> EntityStore:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -35,6 +35,25 @@ def bound_value(value: Any, limit: int, _depth: int = 0) -> Any:
 
     Strings under `ID_KEYS` are kept whole. Nesting deeper than a sane bound is rendered as text.
     """
+    # Fast path for what mapped entities are made of (exact dict/list/str/int/None): every entity passes
+    # through here, and the generic checks below (ABC isinstance) cost more than the copy itself.
+    kind = type(value)
+    if kind is dict and _depth < _MAX_DEPTH:
+        out = {}
+        for k, v in value.items():
+            item = type(v)
+            if item is str:
+                out[k if type(k) is str else str(k)] = v if len(v) <= limit or k in ID_KEYS else truncate_text(v, limit)
+            elif item is int or v is None or item is bool:
+                out[k if type(k) is str else str(k)] = v
+            else:
+                out[k if type(k) is str else str(k)] = bound_value(v, limit, _depth + 1)
+        return out
+    if kind is list and _depth < _MAX_DEPTH:
+        return [
+            (v if len(v) <= limit else truncate_text(v, limit)) if type(v) is str else bound_value(v, limit, _depth + 1)
+            for v in value
+        ]
     if isinstance(value, str):
         return truncate_text(value, limit)
     if value is None or isinstance(value, (bool, int)):

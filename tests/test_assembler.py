@@ -11,6 +11,7 @@ from maxim_otel_bridge.deadletter import DeadLetterFile, read_dead_letters
 from maxim_otel_bridge.mapping import MappingOptions
 from maxim_otel_bridge.schema import validate_batch
 from maxim_otel_bridge.sidecar.assembler import Assembler
+from maxim_otel_bridge.sidecar.mapper import InlineMapper, ProcessMapper
 from maxim_otel_bridge.sidecar.spool import Spool
 
 
@@ -103,18 +104,19 @@ def test_the_budget_spans_several_traces(spool: Spool) -> None:
 
 def test_mapping_options_are_applied(spool: Spool) -> None:
     spool.accept_spans([span(5, 1, attributes={"note": "y" * 500})])
-    [part] = Assembler(spool, wait_s=0, max_spans=10, mapping_options=MappingOptions(max_value_chars=100)).claim()
+    mapper = InlineMapper(MappingOptions(max_value_chars=100))
+    [part] = Assembler(spool, wait_s=0, max_spans=10, mapper=mapper).claim()
     text = str(_valid(part.entities))
     assert "y" * 101 not in text and "truncated" in text
 
 
 def test_a_mapping_failure_dead_letters_the_raw_spans(spool: Spool, tmp_path: Path, monkeypatch) -> None:
-    import maxim_otel_bridge.sidecar.assembler as assembler_module
+    import maxim_otel_bridge.sidecar.mapper as mapper_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("mapping bug")
 
-    monkeypatch.setattr(assembler_module, "map_trace_part", broken)
+    monkeypatch.setattr(mapper_module, "map_trace_part", broken)
     spool.accept_spans(small_trace(6))
     letters = tmp_path / "dead.jsonl"
     [part] = Assembler(spool, wait_s=0, max_spans=10, dead_letters=DeadLetterFile(letters)).claim()
@@ -122,3 +124,47 @@ def test_a_mapping_failure_dead_letters_the_raw_spans(spool: Spool, tmp_path: Pa
     lines = list(read_dead_letters(letters))
     assert sorted(line["entity"]["span_id"] for line in lines) == [span_id(1), span_id(2), span_id(3)]
     assert all("mapping bug" in line["reason"] for line in lines)
+
+
+def test_mapping_in_a_worker_process_gives_the_same_entities(tmp_path: Path) -> None:
+    inline_spool = Spool(tmp_path / "inline")
+    process_spool = Spool(tmp_path / "process")
+    mapper = ProcessMapper(MappingOptions(max_value_chars=50), workers=1)
+    try:
+        for s in (inline_spool, process_spool):
+            for n in range(20, 25):
+                s.accept_spans(small_trace(n, children=3))
+            s.accept_spans([span(25, 1, attributes={"note": "z" * 80})])
+        inline = Assembler(inline_spool, wait_s=0, max_spans=100, mapper=InlineMapper(MappingOptions(max_value_chars=50)))
+        in_process = Assembler(process_spool, wait_s=0, max_spans=100, mapper=mapper)
+        expected = inline.claim()
+        got = in_process.claim()
+        assert [(t.trace_id, t.entities, t.placements, t.span_count) for t in got] == [
+            (t.trace_id, t.entities, t.placements, t.span_count) for t in expected
+        ]
+        assert len(got) == 6
+        _valid([e for t in got for e in t.entities])
+    finally:
+        mapper.close()
+        inline_spool.close()
+        process_spool.close()
+
+
+def test_a_dead_mapping_worker_is_replaced_and_the_batch_still_mapped(spool: Spool) -> None:
+    import os
+    import signal
+
+    mapper = ProcessMapper(workers=1)
+    try:
+        mapper.warm_up()
+        for pid in list(mapper._pool._processes):
+            os.kill(pid, signal.SIGKILL)
+        spool.accept_spans(small_trace(30))
+        [part] = Assembler(spool, wait_s=0, max_spans=10, mapper=mapper).claim()
+        assert len(_valid(part.entities)) == 4
+        spool.complete({part.trace_id: (part.seqs, part.placements)})
+        spool.accept_spans(small_trace(31))
+        [part] = Assembler(spool, wait_s=0, max_spans=10, mapper=mapper).claim()  # the new workers map
+        assert part.trace_id == trace_id(31) and len(part.entities) == 4
+    finally:
+        mapper.close()

@@ -22,6 +22,7 @@ from maxim_otel_bridge.retry import BackoffPolicy
 from maxim_otel_bridge.sidecar.admin import AdminServer
 from maxim_otel_bridge.sidecar.assembler import Assembler
 from maxim_otel_bridge.sidecar.ingest import ReceiverLimits, TlsFiles
+from maxim_otel_bridge.sidecar.mapper import InlineMapper, Mapper, ProcessMapper
 from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
 from maxim_otel_bridge.sidecar.settings import SidecarSettings
 from maxim_otel_bridge.sidecar.shipper import DestinationGate, Shipper, TimedTransport
@@ -56,6 +57,7 @@ class Sidecar:
         self.spool: Spool | None = None
         self.client: MaximClient | None = None
         self.shipper: Shipper | None = None
+        self.assembler: Assembler | None = None
         self.gate = DestinationGate(BackoffPolicy(initial=1.0, maximum=settings.backoff_max))
         self.receivers: dict[str, _Receiver] = {}
         self.admin: AdminServer | None = None
@@ -85,16 +87,23 @@ class Sidecar:
             transport=TimedTransport(self.metrics),
         )
         dead_letters = DeadLetterFile(s.dead_letter_file)
-        assembler = Assembler(
+        options = MappingOptions(max_value_chars=s.max_value_chars, unknown_provider=s.unknown_provider)
+        if s.map_workers:
+            process_mapper = ProcessMapper(options, workers=s.map_workers)
+            process_mapper.warm_up()
+            mapper: Mapper = process_mapper
+        else:
+            mapper = InlineMapper(options)
+        self.assembler = Assembler(
             self.spool,
             wait_s=s.assembly_wait,
             max_spans=s.ship_max_spans,
-            mapping_options=MappingOptions(max_value_chars=s.max_value_chars, unknown_provider=s.unknown_provider),
+            mapper=mapper,
             dead_letters=dead_letters,
         )
         self.shipper = Shipper(
             self.spool,
-            assembler,
+            self.assembler,
             self.client,
             self.gate,
             concurrency=s.ship_concurrency,
@@ -137,6 +146,8 @@ class Sidecar:
         if self.shipper is not None:
             budget = max(0.0, grace - (time.monotonic() - started) - 0.5)
             emptied = self.shipper.drain(budget)
+        if self.assembler is not None:
+            self.assembler.close()
         if self.spool is not None:
             left = self.spool.stats()
             self.spool.close()

@@ -8,7 +8,8 @@ late child hangs under the parent sent minutes ago, even across a restart.
 
 Claimed traces are "in flight" until the shipper releases them: two shipper threads never ship the same
 trace at once, so parts of one trace go out in order. RAM holds only that set of ids (bounded by
-concurrency x `max_spans`); the waiting spans stay on disk.
+concurrency x `max_spans`); the waiting spans stay on disk. The mapping itself runs through a `Mapper`: in
+the calling thread, or in worker processes (`mapper.py`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import threading
 from dataclasses import dataclass
 
 from maxim_otel_bridge.deadletter import DeadLetter, DeadLetterFile
-from maxim_otel_bridge.mapping import MappingOptions, Placement, map_trace_part
+from maxim_otel_bridge.mapping import Placement
+from maxim_otel_bridge.sidecar.mapper import InlineMapper, Mapper, TraceInput, TraceOutput, decode_records
 from maxim_otel_bridge.sidecar.spool import Spool
 
 __all__ = ["AssembledTrace", "Assembler"]
@@ -45,7 +47,7 @@ class AssembledTrace:
 
 
 class Assembler:
-    """Claims ready traces from the spool and maps them. Thread-safe."""
+    """Claims ready traces from the spool and maps them (through `mapper`). Thread-safe."""
 
     def __init__(
         self,
@@ -53,13 +55,13 @@ class Assembler:
         *,
         wait_s: float,
         max_spans: int,
-        mapping_options: MappingOptions = MappingOptions(),
+        mapper: Mapper | None = None,
         dead_letters: DeadLetterFile | None = None,
     ) -> None:
         self.spool = spool
         self.wait_s = wait_s
         self.max_spans = max_spans
-        self.mapping_options = mapping_options
+        self.mapper = mapper if mapper is not None else InlineMapper()
         self._dead_letters = dead_letters
         self._lock = threading.Lock()
         self._in_flight: set[str] = set()
@@ -78,38 +80,48 @@ class Assembler:
             trace_ids = self.spool.ready_traces(
                 self.max_spans, wait_s=self.wait_s, exclude=self._in_flight, flush=flush
             )
-            taken: list[tuple[str, list]] = []
+            inputs: list[TraceInput] = []
+            seqs: list[tuple[int, ...]] = []
             budget = self.max_spans
             for trace_id in trace_ids:
                 if budget <= 0:
                     break
-                stored = self.spool.read_trace(trace_id, budget)
-                if not stored:
+                rows = self.spool.read_trace_rows(trace_id, budget)
+                if not rows:
                     continue
-                budget -= len(stored)
-                taken.append((trace_id, stored))
+                budget -= len(rows)
+                known = {span_id: (p.entity_type, p.parent) for span_id, p in self.spool.known(trace_id).items()}
+                inputs.append(TraceInput(trace_id, [blob for _, blob in rows], known))
+                seqs.append(tuple(seq for seq, _ in rows))
                 self._in_flight.add(trace_id)
-        return [self._assemble(trace_id, stored) for trace_id, stored in taken]
+        if not inputs:
+            return []
+        try:
+            outputs = self.mapper.map(inputs)
+        except BaseException:
+            self.release([item.trace_id for item in inputs])
+            raise
+        return [self._assembled(item, rows, out) for item, rows, out in zip(inputs, seqs, outputs)]
 
     def release(self, trace_ids: list[str]) -> None:
         """The shipper is done with these traces (delivered or not): they may be claimed again."""
         with self._lock:
             self._in_flight.difference_update(trace_ids)
 
-    def _assemble(self, trace_id: str, stored: list) -> AssembledTrace:
-        records = [span.record for span in stored]
-        seqs = tuple(span.seq for span in stored)
-        known = self.spool.known(trace_id)
-        try:
-            part = map_trace_part(records, self.mapping_options, known)
-        except Exception as exc:  # noqa: BLE001 - a mapping bug must not stall the spool on one poison trace
-            logger.exception("mapping trace %s failed (%d spans kept as dead letters)", trace_id, len(records))
+    def close(self) -> None:
+        self.mapper.close()
+
+    def _assembled(self, item: TraceInput, seqs: tuple[int, ...], out: TraceOutput) -> AssembledTrace:
+        if out.error is not None:
+            # A mapping bug must not stall the spool on one poison trace: keep its raw spans, move on.
+            logger.error("mapping trace %s failed: %s (%d spans kept as dead letters)", out.trace_id, out.error,
+                         len(seqs))
             if self._dead_letters is not None:
                 self._dead_letters.write(
-                    DeadLetter({"type": "otel_span", "id": r.span_id, **r.to_json_obj()}, f"mapping failed: {exc!r}")
-                    for r in records
+                    DeadLetter({"type": "otel_span", "id": r.span_id, **r.to_json_obj()}, f"mapping failed: {out.error}")
+                    for r in decode_records(item.blobs)
                 )
-            return AssembledTrace(trace_id, seqs, [], {}, mapping_failed=True)
-        for line in part.skipped:
-            logger.warning("trace %s: span skipped: %s", trace_id, line)
-        return AssembledTrace(trace_id, seqs, part.entities, part.placements)
+            return AssembledTrace(out.trace_id, seqs, [], {}, mapping_failed=True)
+        for line in out.skipped:
+            logger.warning("trace %s: span skipped: %s", out.trace_id, line)
+        return AssembledTrace(out.trace_id, seqs, out.entities(), out.placement_objects())

@@ -94,6 +94,18 @@ _SIZE_UNITS = {
 }
 
 
+def _non_negative_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"expected an integer >= 0, got {value!r}")
+    try:
+        number = int(str(value).strip().replace("_", ""))
+    except ValueError:
+        raise ValueError(f"expected an integer >= 0, got {value!r}") from None
+    if number < 0:
+        raise ValueError(f"expected an integer >= 0, got {value!r}")
+    return number
+
+
 def _byte_size(value: Any) -> int:
     """A byte count: `1048576`, `512MiB`, `2 GB` (binary units: K/M/G are powers of 1024)."""
     if isinstance(value, bool):
@@ -328,6 +340,15 @@ SETTINGS: tuple[Setting, ...] = (
         "Sends to Maxim in flight at once.",
     ),
     Setting(
+        "map_workers",
+        "--map-workers",
+        "MAXIM_BRIDGE_MAP_WORKERS",
+        1,
+        _non_negative_int,
+        "Processes that map spans to Maxim entities, the most CPU-hungry step (0: in the shipping threads). "
+        "Worker processes let mapping use another core than receiving and spooling.",
+    ),
+    Setting(
         "send_timeout",
         "--send-timeout",
         "MAXIM_BRIDGE_SEND_TIMEOUT",
@@ -411,6 +432,7 @@ class SidecarSettings:
     batch_max_bytes: int = 4 * 1024**2
     ship_max_spans: int = 2000
     ship_concurrency: int = 2
+    map_workers: int = 1
     send_timeout: float = 10.0
     send_deadline: float = 5.0
     backoff_max: float = 60.0

@@ -282,11 +282,17 @@ class Spool:
 
     def read_trace(self, trace_id: str, limit: int) -> list[StoredSpan]:
         """Up to `limit` waiting spans of a trace, in arrival order."""
+        return [
+            StoredSpan(seq, SpanRecord.from_json_obj(orjson.loads(body)))
+            for seq, body in self.read_trace_rows(trace_id, limit)
+        ]
+
+    def read_trace_rows(self, trace_id: str, limit: int) -> list[tuple[int, bytes]]:
+        """Like `read_trace`, as (seq, orjson record blob) rows: for mapping in another process."""
         with self._reader_lock:
-            rows = self._reader.execute(
+            return self._reader.execute(
                 "SELECT seq, body FROM spans WHERE trace_id = ? ORDER BY seq LIMIT ?", (trace_id, limit)
             ).fetchall()
-        return [StoredSpan(seq, SpanRecord.from_json_obj(orjson.loads(body))) for seq, body in rows]
 
     def known(self, trace_id: str) -> dict[str, Placement]:
         """Placements of spans of `trace_id` shipped before (within the retention period)."""

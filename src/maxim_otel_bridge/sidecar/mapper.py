@@ -1,0 +1,164 @@
+"""Mapping spooled traces to Maxim entities, in this process or in worker processes.
+
+Mapping is the most CPU-hungry step of the sidecar (tens of microseconds per span), and Python threads share
+one core for it. `ProcessMapper` runs it in worker processes so receiving, spooling and sending keep the main
+process's core while the mapping uses the others. Work crosses the process boundary as bytes: the spool's
+record blobs go in, one orjson array of entities comes out, so no Python objects are pickled span by span.
+
+`map_traces` is the one pure function both mappers run; a trace whose mapping raises is reported with its
+error (the caller keeps its raw spans as dead letters) and does not affect the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import Protocol
+
+import orjson
+
+from maxim_otel_bridge.mapping import MappingOptions, Placement, map_trace_part
+from maxim_otel_bridge.record import SpanRecord
+
+__all__ = ["InlineMapper", "Mapper", "ProcessMapper", "TraceInput", "TraceOutput", "map_traces"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceInput:
+    trace_id: str
+    blobs: Sequence[bytes]
+    """The spool's rows: one orjson `SpanRecord` each, in arrival order."""
+    known: Mapping[str, tuple[str, str | None]]
+    """Placements of spans shipped earlier, as (entity type, parent) pairs."""
+
+
+@dataclass(frozen=True, slots=True)
+class TraceOutput:
+    trace_id: str
+    entities_json: bytes
+    """The entities as one JSON array (parents first)."""
+    placements: dict[str, tuple[str, str | None]]
+    skipped: tuple[str, ...] = ()
+    error: str | None = None
+    """Set when the mapping raised; then there are no entities."""
+
+    def entities(self) -> list[dict]:
+        return orjson.loads(self.entities_json)
+
+    def placement_objects(self) -> dict[str, Placement]:
+        return {span_id: Placement(kind, parent) for span_id, (kind, parent) in self.placements.items()}
+
+
+def decode_records(blobs: Sequence[bytes]) -> list[SpanRecord]:
+    return [SpanRecord.from_json_obj(orjson.loads(blob)) for blob in blobs]
+
+
+def map_traces(inputs: Sequence[TraceInput], options: MappingOptions) -> list[TraceOutput]:
+    """Map each trace on its own. Never raises for a bad trace: its output carries the error instead."""
+    outputs: list[TraceOutput] = []
+    for item in inputs:
+        known = {span_id: Placement(kind, parent) for span_id, (kind, parent) in item.known.items()}
+        try:
+            part = map_trace_part(decode_records(item.blobs), options, known)
+            entities_json = orjson.dumps(part.entities)
+        except Exception as exc:  # noqa: BLE001 - one trace's mapping bug must not stop the others
+            outputs.append(TraceOutput(item.trace_id, b"[]", {}, error=repr(exc)))
+            continue
+        placements = {span_id: (p.entity_type, p.parent) for span_id, p in part.placements.items()}
+        outputs.append(TraceOutput(item.trace_id, entities_json, placements, tuple(part.skipped)))
+    return outputs
+
+
+class Mapper(Protocol):
+    def map(self, inputs: Sequence[TraceInput]) -> list[TraceOutput]: ...
+
+    def close(self) -> None: ...
+
+
+class InlineMapper:
+    """Maps in the calling thread (`map_workers: 0`)."""
+
+    def __init__(self, options: MappingOptions = MappingOptions()) -> None:
+        self.options = options
+
+    def map(self, inputs: Sequence[TraceInput]) -> list[TraceOutput]:
+        return map_traces(inputs, self.options)
+
+    def close(self) -> None:
+        pass
+
+
+PARENT_CHECK_S = 1.0
+
+
+def _init_worker(sidecar_pid: int) -> None:
+    # SIGINT from a terminal reaches the whole process group, and SIGTERM may too (a container runtime):
+    # the sidecar decides when its workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # A worker's parent is the forkserver, not the sidecar, and a sidecar killed with SIGKILL closes no pipe
+    # the worker waits on: watch the sidecar itself and leave with it, so no orphan outlives a crash.
+    threading.Thread(target=_exit_with, args=(sidecar_pid,), name="parent-watch", daemon=True).start()
+
+
+def _exit_with(sidecar_pid: int) -> None:
+    while True:
+        time.sleep(PARENT_CHECK_S)
+        try:
+            os.kill(sidecar_pid, 0)
+        except ProcessLookupError:
+            os._exit(0)
+        except PermissionError:
+            pass  # alive, owned by another user (cannot happen for our own parent, but harmless)
+
+
+class ProcessMapper:
+    """Maps in `workers` processes (started with `forkserver`: forking a process that runs threads is unsafe)."""
+
+    def __init__(self, options: MappingOptions = MappingOptions(), workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.options = options
+        self.workers = workers
+        self._lock = threading.Lock()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            self.workers,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=_init_worker,
+            initargs=(os.getpid(),),
+        )
+
+    def warm_up(self) -> None:
+        """Start the workers now (importing the mapping takes a moment) instead of at the first trace."""
+        for future in [self._pool.submit(map_traces, [], self.options) for _ in range(self.workers)]:
+            future.result()
+
+    def map(self, inputs: Sequence[TraceInput]) -> list[TraceOutput]:
+        pool = self._pool
+        try:
+            return pool.submit(map_traces, list(inputs), self.options).result()
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): map this batch here and start fresh workers.
+            with self._lock:
+                if self._pool is pool:
+                    logger.error("a mapping worker process died; starting new ones")
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = self._new_pool()
+            return map_traces(inputs, self.options)
+
+    def close(self) -> None:
+        with self._lock:
+            self._pool.shutdown(wait=True, cancel_futures=True)

@@ -305,7 +305,9 @@ helper() { PYTHONPATH="$repo_root/tests" "$python" "$work/smoke_helper.py" "$@";
 
 api_key="smoke-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 repo_id="smoke-repo"
-helper sink "$work/sink.port" "$work/requests.json" "$api_key" 2>"$work/sink.log" &
+# Started directly (not through the `helper` function) so that $! is the Python process itself.
+PYTHONPATH="$repo_root/tests" "$python" "$work/smoke_helper.py" sink "$work/sink.port" "$work/requests.json" \
+  "$api_key" 2>"$work/sink.log" &
 sink_pid=$!
 for _ in $(seq 50); do [ -s "$work/sink.port" ] && break; sleep 0.1; done
 [ -s "$work/sink.port" ] || die "the local batch endpoint did not start: $(cat "$work/sink.log")"

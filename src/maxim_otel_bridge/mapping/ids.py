@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 
 __all__ = ["error_id", "event_id", "is_valid_id", "iso_timestamp", "tool_call_id", "unix_seconds"]
 
@@ -56,11 +57,20 @@ def iso_timestamp(time_ns: int) -> str | None:
     if not isinstance(time_ns, int) or isinstance(time_ns, bool) or time_ns <= 0:
         return None
     seconds, rest_ns = divmod(time_ns, 1_000_000_000)
+    prefix = _second_text(seconds)
+    if prefix is None:
+        return None
+    return f"{prefix}{rest_ns // 1_000_000:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _second_text(seconds: int) -> str | None:
+    """`YYYY-MM-DDTHH:MM:SS.` of a unix second; None out of range. Cached: every entity has two timestamps,
+    the spans of a trace share their seconds, and strftime was a tenth of the mapping's time."""
     try:
-        moment = _EPOCH + timedelta(seconds=seconds, milliseconds=rest_ns // 1_000_000)
+        return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.")
     except OverflowError:
         return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def unix_seconds(time_ns: int) -> int:

@@ -255,12 +255,13 @@ class Shipper:
                 done[trace.trace_id] = (trace.seqs, trace.placements)
                 if not trace.mapping_failed:
                     sent += trace.span_count
+        # Counted before the rows go, so whoever sees the spool empty also sees the counts.
+        self._count(batch, sent, undelivered, result)
         try:
             self.spool.complete(done)
         except sqlite3.Error as exc:
             # Delivered but still spooled: they will be sent again (Maxim merges by id), never lost.
             logger.error("could not remove %d delivered traces from the spool: %s", len(done), exc)
-        self._count(batch, sent, undelivered, result)
         if result.failed or result.auth_failed:
             pause = self.gate.failed(
                 retry_after=result.retry_after, auth_failed=result.auth_failed, error=result.last_error

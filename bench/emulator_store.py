@@ -49,17 +49,20 @@ def main() -> None:
     bodies = [json.dumps(b).encode() for b in batches]
     entities = sum(len(b["logs"]) for b in batches)
     headers = {"x-maxim-api-key": "bench", "content-type": "application/json"}
-    with tempfile.TemporaryDirectory() as tmp, EmulatorServer(Path(tmp) / "bench.db") as store:
-        with httpx.Client(base_url=store.url, headers=headers) as http:
-            started = time.perf_counter()
-            for body in bodies:
-                assert http.post("/v1/logs/batch", content=body).status_code == 200
-            write_s = time.perf_counter() - started
-            started = time.perf_counter()
-            for n in range(min(20, args.traces)):
-                response = http.get("/v1/log-repositories/logs/traces", params={"id": f"{n:032x}"})
-                assert response.status_code == 200
-            read_s = (time.perf_counter() - started) / min(20, args.traces)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmulatorServer(Path(tmp) / "bench.db") as store,
+        httpx.Client(base_url=store.url, headers=headers) as http,
+    ):
+        started = time.perf_counter()
+        for body in bodies:
+            assert http.post("/v1/logs/batch", content=body).status_code == 200
+        write_s = time.perf_counter() - started
+        started = time.perf_counter()
+        for n in range(min(20, args.traces)):
+            response = http.get("/v1/log-repositories/logs/traces", params={"id": f"{n:032x}"})
+            assert response.status_code == 200
+        read_s = (time.perf_counter() - started) / min(20, args.traces)
     result = {
         "batches": args.traces,
         "entities": entities,

@@ -71,6 +71,7 @@ def test_an_empty_env_var_does_not_hide_the_file(tmp_path: Path) -> None:
         ([], {"MAXIM_BRIDGE_SPOOL_MAX_BYTES": "lots"}, "spool_max_bytes (MAXIM_BRIDGE_SPOOL_MAX_BYTES)"),
         ([], {"MAXIM_BRIDGE_GRPC_ENDPOINT": "4317"}, "grpc_endpoint"),
         (["--ship-concurrency", "0"], {}, "ship_concurrency"),
+        ([], {"MAXIM_BRIDGE_MAP_WORKERS": "-1"}, "map_workers (MAXIM_BRIDGE_MAP_WORKERS)"),
         (["--spool-sync", "off"], {}, "spool_sync"),
         (["--unknown-provider", "acme"], {}, "unknown_provider"),
         (["--grace-period", "-1"], {}, "grace_period"),

@@ -215,3 +215,15 @@ def test_gate_lets_one_probe_through_while_paused() -> None:
     assert gate.status().state == "auth_failed"
     gate.close()
     assert not gate.wait_turn()
+
+
+def test_old_placements_are_purged_while_shipping(rig: Rig, sink: BatchSink, monkeypatch) -> None:
+    import maxim_otel_bridge.sidecar.shipper as shipper_module
+
+    monkeypatch.setattr(shipper_module, "PURGE_EVERY_S", 0.0)
+    rig.shipper.placement_retention = 0.2
+    rig.spool.accept_spans(small_trace(1))
+    rig.shipper.start()
+    assert _wait(lambda: rig.spool.stats().spans == 0)
+    assert rig.spool.known(trace_id(1))  # remembered right after shipping
+    assert _wait(lambda: rig.spool.known(trace_id(1)) == {})

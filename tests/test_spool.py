@@ -241,3 +241,13 @@ def test_a_failed_write_refuses_instead_of_acknowledging(tmp_path: Path) -> None
         assert s.stats().spans == 3
     finally:
         s.close()
+
+
+def test_a_request_larger_than_the_cap_is_taken_while_there_is_room(tmp_path: Path) -> None:
+    s = Spool(tmp_path / "spool", max_bytes=100_000)
+    try:
+        huge = [span(1, n, attributes={"payload": "x" * 10_000}) for n in range(1, 30)]  # ~300 KB
+        assert s.accept_spans(huge).accepted  # refused forever otherwise: no retry could ever fit it
+        assert s.accept_spans(small_trace(2)).verdict is Verdict.OVERLOADED  # now over the cap
+    finally:
+        s.close()

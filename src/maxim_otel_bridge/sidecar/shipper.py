@@ -40,6 +40,9 @@ logger = logging.getLogger(__name__)
 IDLE_POLL_S = 0.1
 """How often an idle worker looks for ready traces (one indexed query)."""
 
+PURGE_EVERY_S = 60.0
+"""How often placements older than the retention are deleted (busy or idle)."""
+
 
 @dataclass(frozen=True, slots=True)
 class DestinationStatus:
@@ -195,7 +198,8 @@ class Shipper:
         self._stop = threading.Event()
         self._flush_deadline: float | None = None
         self._threads: list[threading.Thread] = []
-        self._last_purge = 0.0
+        self._last_purge = time.monotonic()
+        self._purge_lock = threading.Lock()
 
     def start(self) -> None:
         for index in range(self.concurrency):
@@ -227,10 +231,10 @@ class Shipper:
 
     def _work(self) -> None:
         while not self._stop.is_set():
+            self._purge_placements()
             flushing = self._flush_deadline is not None
             batch = self.assembler.claim(flush=flushing)
             if not batch:
-                self._purge_placements()
                 self._stop.wait(IDLE_POLL_S)
                 continue
             try:
@@ -286,9 +290,10 @@ class Shipper:
 
     def _purge_placements(self) -> None:
         now = time.monotonic()
-        if now - self._last_purge < 60.0:
-            return
-        self._last_purge = now
+        with self._purge_lock:
+            if now - self._last_purge < PURGE_EVERY_S:
+                return
+            self._last_purge = now
         try:
             forgotten = self.spool.purge_placements(self.placement_retention)
         except sqlite3.Error as exc:

@@ -191,7 +191,9 @@ class Spool:
         with self._cond:
             if not self._intake_open:
                 return AcceptResult(Verdict.SHUTTING_DOWN, 1.0)
-            if self._used_bytes + self._pending_bytes + size > self.max_bytes:
+            # Refuse once the cap is reached, not when this request would cross it: a request larger than the
+            # room left (or than the whole cap) is still taken while there is room, never refused forever.
+            if self._used_bytes + self._pending_bytes >= self.max_bytes:
                 logger.warning(
                     "spool is full (%d of %d bytes): refusing %d spans, clients retry in %.0fs",
                     self._used_bytes + self._pending_bytes, self.max_bytes, len(rows), OVERLOADED_RETRY_AFTER_S,

@@ -383,8 +383,11 @@ def test_junk_on_the_socket_never_takes_the_server_down(
     with socket.create_connection(("127.0.0.1", receiver.bound_port), timeout=10) as sock:
         sock.sendall(junk)
         sock.shutdown(socket.SHUT_WR)
-        while sock.recv(65536):
-            pass
+        try:
+            while sock.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass  # closing with junk still unread resets the connection: that is fine, the server lives on
     assert_still_serving(url, sink)
 
 
@@ -414,8 +417,7 @@ def test_connections_beyond_the_cap_are_closed(sink: MemorySink) -> None:
     idle = [socket.create_connection(("127.0.0.1", rx.bound_port), timeout=10) for _ in range(2)]
     try:
         with socket.create_connection(("127.0.0.1", rx.bound_port), timeout=10) as extra:
-            extra.sendall(request_head(0))
-            assert extra.recv(100) == b""  # closed without an answer
+            assert extra.recv(100) == b""  # closed at once, before any request
         assert (
             rx.metrics.registry.get_sample_value(
                 "maxim_bridge_receiver_requests_total", {"receiver": "http", "outcome": "unavailable"}

@@ -392,3 +392,17 @@ def test_taken_port_raises_and_stop_is_idempotent(tmp_path: Path) -> None:
     finally:
         server.stop()
         server.stop()
+
+
+def test_refused_requests_do_not_poison_a_kept_alive_connection(tmp_path: Path) -> None:
+    # A refusal sent before the body is read must not leave that body on the connection for the next request.
+    with EmulatorServer(tmp_path / "store.db", api_key="sk-right") as server, httpx.Client(base_url=server.url) as http:
+        body = json.dumps(agent_batch()).encode()
+        for path, key, status in [
+            ("/v1/logs/batch", "sk-wrong", 401),
+            ("/v1/nothing", "sk-right", 404),
+            ("/v1/logs/batch", "sk-right", 200),
+        ]:
+            response = http.post(path, content=body, headers={"x-maxim-api-key": key})
+            assert response.status_code == status, response.text
+        assert get_trace(server, T1, headers={"x-maxim-api-key": "sk-right"}).status_code == 200

@@ -73,6 +73,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "maxim-otel-bridge-emulator"
     # Headers and body go out in two writes; with Nagle on, the body waits for the client's delayed ACK (~40 ms).
     disable_nagle_algorithm = True
+    _body_read = False
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.client_address[0], *args)
@@ -84,6 +85,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch({TRACE_PATH: self._get_trace, LIST_PATH: self._list_traces})
 
     def _dispatch(self, routes: Mapping[str, Any]) -> None:
+        self._body_read = False
         url = urlsplit(self.path)
         route = routes.get(url.path.rstrip("/") or "/")
         try:
@@ -102,7 +104,14 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # one bad request must not take the server down; the client gets a 500
             logger.exception("local store failed on %s %s", self.command, url.path)
             status, body = HTTPStatus.INTERNAL_SERVER_ERROR, {"success": False, "error": {"message": "internal error"}}
+        if not self._body_read and self._has_body():
+            # The unread body would be parsed as the next request on this connection: end the connection instead.
+            self.close_connection = True
         self._answer(status, body)
+
+    def _has_body(self) -> bool:
+        length = self.headers.get("content-length", "0").strip()
+        return length not in ("", "0") or "transfer-encoding" in self.headers
 
     def _authorize(self) -> None:
         given = self.headers.get(_API_KEY_HEADER, "")
@@ -125,9 +134,10 @@ class _Handler(BaseHTTPRequestHandler):
         if length < 0:
             raise _Refusal(HTTPStatus.BAD_REQUEST, f"invalid Content-Length {length_text!r}")
         if length > MAX_BODY_BYTES:
-            self.close_connection = True  # the body stays unread: this connection cannot be reused
             raise _Refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body of {length} bytes exceeds {MAX_BODY_BYTES}")
-        return self.rfile.read(length)
+        body = self.rfile.read(length)
+        self._body_read = True
+        return body
 
     def _post_batch(self, _query: Mapping[str, list[str]]) -> tuple[int, Any]:
         raw = self._read_body()

@@ -406,3 +406,17 @@ def test_refused_requests_do_not_poison_a_kept_alive_connection(tmp_path: Path) 
             response = http.post(path, content=body, headers={"x-maxim-api-key": key})
             assert response.status_code == status, response.text
         assert get_trace(server, T1, headers={"x-maxim-api-key": "sk-right"}).status_code == 200
+
+
+def test_a_client_that_stops_mid_body_gets_408_and_frees_the_server(
+    server: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_module._Handler, "timeout", 0.2)
+    with socket.create_connection(("127.0.0.1", server.port)) as client:
+        client.sendall(
+            b"POST /v1/logs/batch HTTP/1.1\r\nHost: x\r\nx-maxim-api-key: k\r\nContent-Length: 100\r\n\r\n{\"repoId\""
+        )
+        answer = client.makefile("rb").read()  # the server answers, then closes the connection
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"body not received within 0.2s" in answer
+    assert post(server, agent_batch()).status_code == 200

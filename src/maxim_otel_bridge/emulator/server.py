@@ -74,6 +74,8 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out in two writes; with Nagle on, the body waits for the client's delayed ACK (~40 ms).
     disable_nagle_algorithm = True
     _body_read = False
+    timeout = 30.0
+    """Seconds a client may stay silent mid-request before its connection is dropped (frees the thread)."""
 
     def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s " + format, self.client_address[0], *args)
@@ -135,7 +137,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Refusal(HTTPStatus.BAD_REQUEST, f"invalid Content-Length {length_text!r}")
         if length > MAX_BODY_BYTES:
             raise _Refusal(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body of {length} bytes exceeds {MAX_BODY_BYTES}")
-        body = self.rfile.read(length)
+        try:
+            body = self.rfile.read(length)
+        except TimeoutError:
+            self.close_connection = True
+            raise _Refusal(HTTPStatus.REQUEST_TIMEOUT, f"body not received within {self.timeout:g}s") from None
+        if len(body) < length:
+            self.close_connection = True
+            raise _Refusal(HTTPStatus.BAD_REQUEST, f"body ended after {len(body)} of {length} bytes")
         self._body_read = True
         return body
 

@@ -10,12 +10,14 @@ package emits shows up here (re-capture, review the diff, and the golden tests s
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-from capture.scenarios import CAPTURES, TOOL_RESULT, capture, package_version
+from capture.scenarios import CAPTURES, TOOL_RESULT, package_version
 from capture.summary import summary
 
 from maxim_otel_bridge.mapping import map_trace_part
@@ -23,6 +25,7 @@ from maxim_otel_bridge.record import SpanRecord
 from maxim_otel_bridge.schema import validate_batch
 
 FIXTURES = Path(__file__).parent / "fixtures" / "captured"
+CAPTURE_SCRIPT = Path(__file__).parent / "capture" / "capture_python.py"
 OPENAI_CLIENTS = ("openai_v2", "openinference", "traceloop")
 PYDANTIC_AI = ("pydantic_ai", "pydantic_ai_v2", "pydantic_ai_v3")
 MODEL = "gpt-4o-mini-2024-07-18"
@@ -179,6 +182,7 @@ def test_failed_call_is_a_generation_with_its_error(name: str) -> None:
     (generation,) = [e for e in entities if e["type"] == "generation"]
     assert "broken" in generation["error"]["errorMessage"] and "404" in generation["error"]["errorMessage"]
     assert generation["error"]["errorType"].endswith("NotFoundError")
+    assert generation["model"] == "broken"  # the requested model, though no response named one
     # No answer and no usage were reported: zero counts, no invented choice.
     assert generation["result"]["choices"] == []
     assert generation["result"]["usage"] == _usage(0, 0)
@@ -236,6 +240,21 @@ def test_openinference_agent_with_retriever_reranker_and_tool() -> None:
     )
 
 
+def _capture_in_a_fresh_process(name: str) -> dict[str, list[SpanRecord]]:
+    # Instrumentors patch the OpenAI client for the whole process, and Traceloop's does not fully unpatch:
+    # running them here would leak its spans into every later test.
+    done = subprocess.run(
+        [sys.executable, str(CAPTURE_SCRIPT), "--print", name],
+        check=False,  # the return code is checked below, with the script's stderr in the message
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    doc = json.loads(done.stdout)
+    return {scenario: [SpanRecord.from_json_obj(o) for o in objs] for scenario, objs in doc["scenarios"].items()}
+
+
 @pytest.mark.parametrize("name", sorted(CAPTURES))
 def test_fixture_matches_the_installed_package_run_live(name: str) -> None:
     fixture = _fixture(name)
@@ -243,7 +262,7 @@ def test_fixture_matches_the_installed_package_run_live(name: str) -> None:
         f"{fixture['package']} is now {package_version(name)}, fixtures are from {fixture['version']}: "
         "re-run tests/capture/capture_python.py and review the diff"
     )
-    live = capture(name)
+    live = _capture_in_a_fresh_process(name)
     assert sorted(live) == sorted(fixture["scenarios"])
     for scenario, records in live.items():
         captured = _records(name, scenario)

@@ -99,6 +99,8 @@ def _model(record: SpanRecord) -> str | None:
         coerce_str(a.get("llm.response.model_name"))
         or coerce_str(a.get("llm.model_name"))
         or coerce_str(a.get("llm.request.model_name"))
+        # A failed call has no model name attribute, but the requested model is in the invocation parameters.
+        or coerce_str((coerce_mapping(a.get("llm.invocation_parameters")) or {}).get("model"))
     )
 
 

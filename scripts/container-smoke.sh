@@ -12,7 +12,9 @@
 # 4. Runs it (runc, host network, explicit ulimits), waits for /healthz, runs `podman healthcheck run`,
 #    sends one OTLP/HTTP and one OTLP/gRPC request made by the real OpenTelemetry SDK, and checks that the
 #    trace reached a local batch endpoint (a fake Maxim `POST /v1/logs/batch`) as schema-valid entities.
-# 5. Stops it with SIGTERM and requires exit code 0 (the bridge runs as PID 1), then cleans up.
+# 5. Stops it with SIGTERM and requires exit code 0 (the bridge runs as PID 1).
+# 6. Runs it again without an API key (the embedded local store), sends a trace, reads it back with
+#    `maxim-otel-bridge trace get` inside the container, stops it the same way, then cleans up.
 #
 # Idempotent: the base image is kept in a dedicated podman storage and reused; everything else is removed.
 # Settings (environment): SMOKE_IMAGE (tag to build, default maxim-otel-bridge:smoke), SMOKE_KEEP_IMAGE=1
@@ -25,6 +27,7 @@ image="${SMOKE_IMAGE:-maxim-otel-bridge:smoke}"
 storage_root="${SMOKE_STORAGE_ROOT:-/var/lib/maxim-otel-bridge-smoke}"
 timeout_s="${SMOKE_TIMEOUT:-60}"
 container="maxim-otel-bridge-smoke-$$"
+local_container="maxim-otel-bridge-smoke-local-$$"
 started_at=$SECONDS
 
 step() { printf '\n==> [%3ss] %s\n' "$((SECONDS - started_at))" "$*" >&2; }
@@ -67,14 +70,16 @@ sink_pid=""
 cleanup() {
   local rc=$?
   set +e
-  if pm container exists "$container" 2>/dev/null; then
-    if [ "$rc" -ne 0 ]; then
-      echo "---- container log ----" >&2
-      pm logs "$container" >&2
-      echo "-----------------------" >&2
+  for name in "$container" "$local_container"; do
+    if pm container exists "$name" 2>/dev/null; then
+      if [ "$rc" -ne 0 ]; then
+        echo "---- log of $name ----" >&2
+        pm logs "$name" >&2
+        echo "-----------------------" >&2
+      fi
+      pm rm --force --volumes "$name" >/dev/null
     fi
-    pm rm --force --volumes "$container" >/dev/null
-  fi
+  done
   if [ -n "$sink_pid" ]; then
     if ! kill "$sink_pid" 2>/dev/null && [ "$rc" -ne 0 ]; then
       echo "---- the local batch endpoint exited early; its log: ----" >&2
@@ -358,4 +363,32 @@ exit_code="$(pm inspect --format '{{.State.ExitCode}}' "$container")"
 [ "$exit_code" = 0 ] || die "the bridge exited with $exit_code on SIGTERM (expected a clean 0)"
 echo "exit code 0"
 pm logs "$container" 2>&1 | grep -F -- "$api_key" >/dev/null && die "the API key appears in the container log"
+
+# ---- no API key: the embedded local store, read back with `trace get` inside the container ----
+read -r grpc_port http_port admin_port store_port < <(helper free-ports 4)
+step "running $local_container without an API key (embedded local store on :$store_port)"
+pm run --detach --name "$local_container" --runtime runc --network host --health-interval disable \
+  --ulimit nofile=1024:4096 --ulimit nproc=1024:1024 \
+  --env MAXIM_BRIDGE_GRPC_ENDPOINT="127.0.0.1:$grpc_port" \
+  --env MAXIM_BRIDGE_HTTP_ENDPOINT="127.0.0.1:$http_port" \
+  --env MAXIM_BRIDGE_ADMIN_ENDPOINT="127.0.0.1:$admin_port" \
+  --env MAXIM_BRIDGE_LOCAL_STORE_ENDPOINT="127.0.0.1:$store_port" \
+  "$image" >/dev/null \
+  || die "podman run (local store) failed"
+helper wait-http "http://127.0.0.1:$admin_port/readyz" "$timeout_s" || die "/readyz never answered (local store)"
+trace_id="$(helper send "$http_port" "$grpc_port")" || die "OTLP export into the container failed (local store)"
+
+step "maxim-otel-bridge trace get $trace_id (inside the container)"
+deadline=$((SECONDS + timeout_s))
+until pm exec "$local_container" maxim-otel-bridge trace --base-url "http://127.0.0.1:$store_port" \
+  get --json "$trace_id" >"$work/trace.json" 2>"$work/trace.err" && grep -q "$trace_id" "$work/trace.json"; do
+  [ "$SECONDS" -lt "$deadline" ] \
+    || die "trace get did not find $trace_id in the local store: $(cat "$work/trace.err" "$work/trace.json")"
+  sleep 0.5
+done
+echo "read back from the local store ($(wc -c <"$work/trace.json") bytes of JSON)"
+pm stop --time 30 "$local_container" >/dev/null || die "podman stop failed (local store)"
+exit_code="$(pm inspect --format '{{.State.ExitCode}}' "$local_container")"
+[ "$exit_code" = 0 ] || die "the bridge (local store) exited with $exit_code on SIGTERM (expected a clean 0)"
+echo "exit code 0"
 exit 0

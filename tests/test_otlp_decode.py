@@ -328,3 +328,11 @@ def test_decoder_accepts_what_the_generated_request_type_serializes() -> None:
     request.resource_spans.extend(request_pb(span_pb("second", TID, bytes.fromhex(CHILD))).resource_spans)
     decoded = decode_trace_request_protobuf(request.SerializeToString())
     assert [r.name for r in decoded.records] == ["first", "second"]
+
+
+def test_problem_messages_cut_long_span_names_short() -> None:
+    bad = span_pb("n" * 10_000, bytes(16), SID)
+    decoded = decode_trace_request_protobuf(request_pb(bad).SerializeToString())
+    assert (
+        decoded.error_message == "span '" + "n" * 76 + "...: trace_id is all zeros"
+    )  # the name's repr: 80 chars

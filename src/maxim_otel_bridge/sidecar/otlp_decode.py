@@ -49,6 +49,7 @@ __all__ = [
 
 # How many individual span problems are spelled out in the partial-success message; the rest are counted.
 _MAX_REPORTED_PROBLEMS = 5
+_MAX_NAME_CHARS = 80
 
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
@@ -74,6 +75,12 @@ class DecodedSpans:
     """Spans left out because they were invalid."""
     error_message: str = ""
     """What was wrong (rejected spans, dropped links); empty when nothing was."""
+
+
+def _label(name: object) -> str:
+    """A span's name for a problem message, cut short: the message goes back to the client and into logs."""
+    text = repr(name)
+    return text if len(text) <= _MAX_NAME_CHARS else text[: _MAX_NAME_CHARS - 3] + "..."
 
 
 class _Problems:
@@ -131,7 +138,7 @@ def _decode_resource_spans(resource_spans: ResourceSpans, out: list[SpanRecord],
             try:
                 out.append(_decode_span(span, resource, scope.name, scope.version, problems))
             except _InvalidSpan as exc:
-                problems.reject(f"span {span.name!r}: {exc}")
+                problems.reject(f"span {_label(span.name)}: {exc}")
 
 
 def _decode_span(
@@ -204,7 +211,7 @@ def _decode_links(span: Span, problems: _Problems) -> tuple[LinkRecord, ...]:
             )
         except _InvalidSpan as exc:
             # A link is auxiliary: drop it, keep the span, and say so in the response's message.
-            problems.note(f"span {span.name!r}: dropped a link: {exc}")
+            problems.note(f"span {_label(span.name)}: dropped a link: {exc}")
     return tuple(links)
 
 
@@ -296,7 +303,7 @@ def _j_resource_spans(obj: Any, out: list[SpanRecord], problems: _Problems) -> N
                 out.append(_j_span(span, resource, scope_name, scope_version, problems))
             except _InvalidSpan as exc:
                 name = span.get("name") if isinstance(span, dict) else None
-                problems.reject(f"span {name!r}: {exc}")
+                problems.reject(f"span {_label(name)}: {exc}")
 
 
 def _j_span(
@@ -349,7 +356,7 @@ def _j_links(span: dict[str, Any], problems: _Problems) -> tuple[LinkRecord, ...
                 )
             )
         except _InvalidSpan as exc:
-            problems.note(f"span {span.get('name')!r}: dropped a link: {exc}")
+            problems.note(f"span {_label(span.get('name'))}: dropped a link: {exc}")
     return tuple(links)
 
 

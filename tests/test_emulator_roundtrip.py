@@ -153,6 +153,7 @@ def test_children_shipped_before_their_parent_end_up_nested(store: EmulatorServe
         placeholder = store.store.get(hex_id(agent))
         assert placeholder is not None and "name" not in placeholder.data and placeholder.version == 1
     provider.shutdown()
+    assert exporter.stats.entities_dead_lettered == 0  # nothing refused by the store's schema check
     finished = store.store.get(hex_id(agent))
     assert finished is not None and finished.data["name"] == "invoke_agent solo" and finished.version > 1
 

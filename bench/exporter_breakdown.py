@@ -17,13 +17,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import orjson  # noqa: E402
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans  # noqa: E402
+import orjson
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from spanset import SpanSetSpec, build_spans
 
-from maxim_otel_bridge.mapping import map_trace_part  # noqa: E402
-from maxim_otel_bridge.mapping import part as mapping_part  # noqa: E402
-from maxim_otel_bridge.record import from_readable_span  # noqa: E402
-from spanset import SpanSetSpec, build_spans  # noqa: E402
+from maxim_otel_bridge.mapping import map_trace_part
+from maxim_otel_bridge.mapping import part as mapping_part
+from maxim_otel_bridge.record import from_readable_span
 
 
 def cpu(fn: Callable[[], object]) -> float:

@@ -47,6 +47,9 @@ def read_profile(path: str | Path) -> list[tuple[list[str], int]]:
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
+        if stack.startswith("process ") and '";' in stack:
+            # `--subprocesses` prefixes each stack with the process and its command line, which may hold `;`.
+            stack = stack.split('";', 1)[1]
         stacks.append(([_frame_name(f) for f in stack.split(";")], int(count)))
     return stacks
 

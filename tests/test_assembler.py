@@ -135,7 +135,9 @@ def test_mapping_in_a_worker_process_gives_the_same_entities(tmp_path: Path) -> 
             for n in range(20, 25):
                 s.accept_spans(small_trace(n, children=3))
             s.accept_spans([span(25, 1, attributes={"note": "z" * 80})])
-        inline = Assembler(inline_spool, wait_s=0, max_spans=100, mapper=InlineMapper(MappingOptions(max_value_chars=50)))
+        inline = Assembler(
+            inline_spool, wait_s=0, max_spans=100, mapper=InlineMapper(MappingOptions(max_value_chars=50))
+        )
         in_process = Assembler(process_spool, wait_s=0, max_spans=100, mapper=mapper)
         expected = inline.claim()
         got = in_process.claim()

@@ -70,8 +70,12 @@ def test_healthz_readyz_and_metrics(tmp_path: Path, sink: BatchSink) -> None:
         assert "maxim_bridge_exporter_sent_spans_total 20.0" in text
         assert "maxim_bridge_spool_oldest_span_age_seconds 0.0" in text
         assert 'maxim_bridge_exporter_request_duration_seconds_count{outcome="success"}' in text
-        for name in ("maxim_bridge_spool_bytes", "maxim_bridge_exporter_dead_lettered_spans_total",
-                     "maxim_bridge_exporter_send_failed_spans_total", "maxim_bridge_receiver_refused_spans"):
+        for name in (
+            "maxim_bridge_spool_bytes",
+            "maxim_bridge_exporter_dead_lettered_spans_total",
+            "maxim_bridge_exporter_send_failed_spans_total",
+            "maxim_bridge_receiver_refused_spans",
+        ):
             assert name in text
         assert serve.get("/nope")[0] == 404
         assert serve.terminate() == 0
@@ -83,7 +87,7 @@ def test_a_refused_api_key_makes_the_sidecar_not_ready_with_the_reason(tmp_path:
     with serving(tmp_path / "spool", maxim_env(sink, api_key=wrong), FAST) as serve:
         _export(serve.http_url, make_spans(1))
         assert _wait(lambda: serve.readyz()[0] == 503)
-        status, body = serve.readyz()
+        body = serve.readyz()[1]
         assert body["ready"] is False
         assert body["destination"]["status"] == "auth_failed"
         assert any("MAXIM_API_KEY" in reason for reason in body["reasons"])
@@ -101,18 +105,18 @@ def test_a_503_outage_is_delivered_after_recovery_with_a_bounded_request_rate(tm
         return CannedResponse(503, {"Retry-After": "1"}) if down.is_set() else None
 
     traces = make_spans(30)
-    with BatchSink(api_key=API_KEY, decide=decide) as sink:
-        with serving(tmp_path / "spool", maxim_env(sink), FAST + ["--ship-concurrency", "4", "--send-deadline", "1.5"]) as serve:
-            _export(serve.http_url, traces)
-            time.sleep(3.0)
-            during = sink.request_count
-            body = serve.readyz()[1]
-            assert body["ready"] is True  # an unreachable Maxim is absorbed by the spool
-            assert body["destination"]["status"] == "backing_off"
-            # Retry-After 1 s honoured by one probing sender at a time: a handful of requests in 3 s,
-            # not 4 senders x retries.
-            assert 1 <= during <= 10, during
-            down.clear()
-            ids = [span_hex(s) for spans in traces for s in spans]
-            assert sink.wait_for_entities(ids, timeout=20)
-            assert serve.terminate() == 0
+    args = [*FAST, "--ship-concurrency", "4", "--send-deadline", "1.5"]
+    with BatchSink(api_key=API_KEY, decide=decide) as sink, serving(tmp_path / "spool", maxim_env(sink), args) as serve:
+        _export(serve.http_url, traces)
+        time.sleep(3.0)
+        during = sink.request_count
+        body = serve.readyz()[1]
+        assert body["ready"] is True  # an unreachable Maxim is absorbed by the spool
+        assert body["destination"]["status"] == "backing_off"
+        # Retry-After 1 s honoured by one probing sender at a time: a handful of requests in 3 s,
+        # not 4 senders x retries.
+        assert 1 <= during <= 10, during
+        down.clear()
+        ids = [span_hex(s) for spans in traces for s in spans]
+        assert sink.wait_for_entities(ids, timeout=20)
+        assert serve.terminate() == 0

@@ -156,6 +156,7 @@ def test_the_console_script_exits_2_for_an_invalid_setting(tmp_path: Path) -> No
         capture_output=True,
         text=True,
         timeout=60,
+        check=False,
     )
     assert proc.returncode == 2
     assert "spool_max_bytes (--spool-max-bytes)" in proc.stderr
@@ -168,14 +169,24 @@ def test_a_port_in_use_exits_1_naming_it(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         proc = subprocess.run(
             [
-                CONSOLE_SCRIPT, "serve", "--spool-dir", str(tmp_path / "spool"),
-                "--grpc-endpoint", f"127.0.0.1:{free_port()}", "--http-endpoint", f"127.0.0.1:{port}",
-                "--admin-endpoint", f"127.0.0.1:{free_port()}", "--grace-period", "1",
+                CONSOLE_SCRIPT,
+                "serve",
+                "--spool-dir",
+                str(tmp_path / "spool"),
+                "--grpc-endpoint",
+                f"127.0.0.1:{free_port()}",
+                "--http-endpoint",
+                f"127.0.0.1:{port}",
+                "--admin-endpoint",
+                f"127.0.0.1:{free_port()}",
+                "--grace-period",
+                "1",
             ],
             env=clean_environ({"MAXIM_API_KEY": "k", "MAXIM_LOG_REPO_ID": "r", "MAXIM_BASE_URL": "http://127.0.0.1:9"}),
             capture_output=True,
             text=True,
             timeout=60,
+            check=False,
         )
     assert proc.returncode == 1, proc.stderr
     assert f"127.0.0.1:{port}" in proc.stderr

@@ -44,8 +44,13 @@ class Rig:
         self.gate = DestinationGate(BackoffPolicy(initial=0.2, maximum=0.4))
         self.assembler = Assembler(self.spool, wait_s=0.0, max_spans=200)
         self.shipper = Shipper(
-            self.spool, self.assembler, self.client, self.gate,
-            concurrency=concurrency, send_deadline=0.3, metrics=self.metrics,
+            self.spool,
+            self.assembler,
+            self.client,
+            self.gate,
+            concurrency=concurrency,
+            send_deadline=0.3,
+            metrics=self.metrics,
         )
 
     def requests_by_outcome(self, outcome: str) -> float:
@@ -118,7 +123,9 @@ def test_an_outage_is_bridged_with_a_bounded_request_rate(rig: Rig, sink: BatchS
     sink.resume()
     assert _wait(lambda: rig.spool.stats().spans == 0)
     delivered = {e["id"] for e in sink.entities()}
-    assert delivered == {r.span_id for n in range(1, 101) for r in small_trace(n)} | {trace_id(n) for n in range(1, 101)}
+    assert delivered == {r.span_id for n in range(1, 101) for r in small_trace(n)} | {
+        trace_id(n) for n in range(1, 101)
+    }
     assert rig.gate.status().state == "ok"
 
 

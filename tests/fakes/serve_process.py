@@ -54,14 +54,19 @@ class ServeProcess:
         self.admin_port = free_port()
         self.spool_dir = spool_dir
         self.log_path = log_path or spool_dir.parent / f"serve-{self.http_port}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in wait()/kill()
+        self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
             [
-                CONSOLE_SCRIPT, "serve",
-                "--grpc-endpoint", f"127.0.0.1:{self.grpc_port}",
-                "--http-endpoint", f"127.0.0.1:{self.http_port}",
-                "--admin-endpoint", f"127.0.0.1:{self.admin_port}",
-                "--spool-dir", str(spool_dir),
+                CONSOLE_SCRIPT,
+                "serve",
+                "--grpc-endpoint",
+                f"127.0.0.1:{self.grpc_port}",
+                "--http-endpoint",
+                f"127.0.0.1:{self.http_port}",
+                "--admin-endpoint",
+                f"127.0.0.1:{self.admin_port}",
+                "--spool-dir",
+                str(spool_dir),
                 *args,
             ],
             env=dict(env),

@@ -40,7 +40,8 @@ RECEIVER_STOP_GRACE_S = 1.0
 
 
 class _Receiver(Protocol):
-    bound_port: int
+    @property
+    def bound_port(self) -> int: ...
 
     def start(self) -> None: ...
 
@@ -70,9 +71,7 @@ class Sidecar:
     def start(self) -> None:
         """Start everything; raises ConfigError (bad settings) or OSError (a port or the spool unusable)."""
         s = self.settings
-        self.spool = Spool(
-            s.spool_path, max_bytes=s.spool_max_bytes, synchronous=s.spool_sync, metrics=self.metrics
-        )
+        self.spool = Spool(s.spool_path, max_bytes=s.spool_max_bytes, synchronous=s.spool_sync, metrics=self.metrics)
         self.destination = self._destination()
         self.client = MaximClient(
             self.destination,
@@ -139,7 +138,7 @@ class Sidecar:
         for name, receiver in self.receivers.items():
             try:
                 receiver.stop(min(RECEIVER_STOP_GRACE_S, grace))
-            except Exception:  # noqa: BLE001 - one receiver failing to stop must not keep the spool open
+            except Exception:
                 logger.exception("stopping the %s receiver failed", name)
         self._receivers_up = False
         emptied = True
@@ -181,7 +180,10 @@ class Sidecar:
         logger.warning(
             "%s is not set: spans are delivered to the embedded local store at %s (database %s), NOT to Maxim. "
             "Set %s and MAXIM_LOG_REPO_ID to ship to Maxim.",
-            ENV_API_KEY, url, db_path, ENV_API_KEY,
+            ENV_API_KEY,
+            url,
+            db_path,
+            ENV_API_KEY,
         )
         return Destination(base_url=url, api_key=Secret("local"), repo_id=LOCAL_REPO_ID)
 
@@ -193,12 +195,20 @@ class Sidecar:
         tls = TlsFiles(Path(s.tls_cert), Path(s.tls_key)) if s.tls_cert and s.tls_key else None
         token = s.auth_token if s.auth_token else None
         self.receivers["grpc"] = GrpcReceiver(
-            s.grpc_endpoint, self.spool, ReceiverLimits(max_request_bytes=s.grpc_max_request_bytes),
-            token, tls, self.metrics,
+            s.grpc_endpoint,
+            self.spool,
+            ReceiverLimits(max_request_bytes=s.grpc_max_request_bytes),
+            token,
+            tls,
+            self.metrics,
         )
         self.receivers["http"] = HttpReceiver(
-            s.http_endpoint, self.spool, ReceiverLimits(max_request_bytes=s.http_max_request_bytes),
-            token, tls, self.metrics,
+            s.http_endpoint,
+            self.spool,
+            ReceiverLimits(max_request_bytes=s.http_max_request_bytes),
+            token,
+            tls,
+            self.metrics,
         )
         for receiver in self.receivers.values():
             receiver.start()
@@ -223,8 +233,12 @@ class Sidecar:
         else:
             stats = self.spool.stats()
             spool.update(
-                writable=True, spans=stats.spans, traces=stats.traces, bytes=stats.bytes,
-                oldest_span_age_s=round(stats.oldest_age_s, 3), full=stats.bytes >= self.settings.spool_max_bytes,
+                writable=True,
+                spans=stats.spans,
+                traces=stats.traces,
+                bytes=stats.bytes,
+                oldest_span_age_s=round(stats.oldest_age_s, 3),
+                full=stats.bytes >= self.settings.spool_max_bytes,
             )
         status = self.gate.status()
         destination: dict[str, Any] = {

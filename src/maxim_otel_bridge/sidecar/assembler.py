@@ -114,11 +114,14 @@ class Assembler:
     def _assembled(self, item: TraceInput, seqs: tuple[int, ...], out: TraceOutput) -> AssembledTrace:
         if out.error is not None:
             # A mapping bug must not stall the spool on one poison trace: keep its raw spans, move on.
-            logger.error("mapping trace %s failed: %s (%d spans kept as dead letters)", out.trace_id, out.error,
-                         len(seqs))
+            logger.error(
+                "mapping trace %s failed: %s (%d spans kept as dead letters)", out.trace_id, out.error, len(seqs)
+            )
             if self._dead_letters is not None:
                 self._dead_letters.write(
-                    DeadLetter({"type": "otel_span", "id": r.span_id, **r.to_json_obj()}, f"mapping failed: {out.error}")
+                    DeadLetter(
+                        {"type": "otel_span", "id": r.span_id, **r.to_json_obj()}, f"mapping failed: {out.error}"
+                    )
                     for r in decode_records(item.blobs)
                 )
             return AssembledTrace(out.trace_id, seqs, [], {}, mapping_failed=True)

@@ -56,8 +56,7 @@ def run(args: argparse.Namespace) -> int:
         # Event.wait with a timeout keeps the main thread responsive to signals.
         while not stop.wait(1.0):
             pass
-        logger.info("%s received: refusing new spans, shipping for up to %.1fs", received[0],
-                    settings.grace_period)
+        logger.info("%s received: refusing new spans, shipping for up to %.1fs", received[0], settings.grace_period)
         sidecar.stop()
         return 0
     finally:

@@ -32,6 +32,8 @@ __all__ = ["InlineMapper", "Mapper", "ProcessMapper", "TraceInput", "TraceOutput
 
 logger = logging.getLogger(__name__)
 
+_DEFAULT_OPTIONS = MappingOptions()
+
 
 @dataclass(frozen=True, slots=True)
 class TraceInput:
@@ -71,7 +73,7 @@ def map_traces(inputs: Sequence[TraceInput], options: MappingOptions) -> list[Tr
         try:
             part = map_trace_part(decode_records(item.blobs), options, known)
             entities_json = orjson.dumps(part.entities)
-        except Exception as exc:  # noqa: BLE001 - one trace's mapping bug must not stop the others
+        except Exception as exc:
             outputs.append(TraceOutput(item.trace_id, b"[]", {}, error=repr(exc)))
             continue
         placements = {span_id: (p.entity_type, p.parent) for span_id, p in part.placements.items()}
@@ -88,7 +90,7 @@ class Mapper(Protocol):
 class InlineMapper:
     """Maps in the calling thread (`map_workers: 0`)."""
 
-    def __init__(self, options: MappingOptions = MappingOptions()) -> None:
+    def __init__(self, options: MappingOptions = _DEFAULT_OPTIONS) -> None:
         self.options = options
 
     def map(self, inputs: Sequence[TraceInput]) -> list[TraceOutput]:
@@ -125,7 +127,7 @@ def _exit_with(sidecar_pid: int) -> None:
 class ProcessMapper:
     """Maps in `workers` processes (started with `forkserver`: forking a process that runs threads is unsafe)."""
 
-    def __init__(self, options: MappingOptions = MappingOptions(), workers: int = 1) -> None:
+    def __init__(self, options: MappingOptions = _DEFAULT_OPTIONS, workers: int = 1) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.options = options

@@ -49,9 +49,7 @@ DEFAULT_LOCAL_STORE_ENDPOINT = LOCAL_STORE_URL.split("://", 1)[1]
 
 def default_spool_dir() -> str:
     """`$XDG_STATE_HOME/maxim-otel-bridge/spool`, else `~/.local/state/maxim-otel-bridge/spool`."""
-    state = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return os.path.join(state, "maxim-otel-bridge", "spool")
 
 
@@ -167,9 +165,7 @@ def _sync_mode(value: Any) -> str:
 def _provider(value: Any) -> str:
     text = str(value).strip()
     if text not in PROVIDERS:
-        raise ValueError(
-            f"expected one of Maxim's providers {sorted(PROVIDERS)}, got {value!r}"
-        )
+        raise ValueError(f"expected one of Maxim's providers {sorted(PROVIDERS)}, got {value!r}")
     return text
 
 
@@ -449,11 +445,7 @@ class SidecarSettings:
 
     @property
     def dead_letter_file(self) -> Path:
-        return (
-            Path(self.dead_letter_path)
-            if self.dead_letter_path
-            else self.spool_path / "dead-letters.jsonl"
-        )
+        return Path(self.dead_letter_path) if self.dead_letter_path else self.spool_path / "dead-letters.jsonl"
 
 
 def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
@@ -479,9 +471,7 @@ def _read_config_file(path: str) -> dict[str, Any]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(
-            f"--config: cannot read {path}: {exc.strerror or exc}"
-        ) from None
+        raise ConfigError(f"--config: cannot read {path}: {exc.strerror or exc}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -489,14 +479,10 @@ def _read_config_file(path: str) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(
-            f"--config: {path} must hold a mapping of setting: value, got {type(data).__name__}"
-        )
+        raise ConfigError(f"--config: {path} must hold a mapping of setting: value, got {type(data).__name__}")
     unknown = sorted(str(key) for key in data if key not in _BY_NAME)
     if unknown:
-        raise ConfigError(
-            f"--config: {path} has unknown setting(s) {unknown}; known: {sorted(_BY_NAME)}"
-        )
+        raise ConfigError(f"--config: {path} has unknown setting(s) {unknown}; known: {sorted(_BY_NAME)}")
     return data
 
 
@@ -529,9 +515,7 @@ def load_settings(
                 values[setting.name] = setting.parse(raw)
             except ValueError as exc:
                 shown = "****" if setting.secret else repr(raw)
-                raise ConfigError(
-                    f"invalid {setting.name} ({where}) = {shown}: {exc}"
-                ) from None
+                raise ConfigError(f"invalid {setting.name} ({where}) = {shown}: {exc}") from None
             sources[setting.name] = source
             break
         else:
@@ -542,21 +526,13 @@ def load_settings(
         values["spool_dir"] = default_spool_dir()
     values["auth_token"] = Secret(values["auth_token"] or "")
     if bool(values["tls_cert"]) != bool(values["tls_key"]):
-        raise ConfigError(
-            "tls_cert and tls_key go together: set both (--tls-cert/--tls-key) or neither"
-        )
+        raise ConfigError("tls_cert and tls_key go together: set both (--tls-cert/--tls-key) or neither")
     for name in ("tls_cert", "tls_key"):
         if values[name] and not Path(values[name]).is_file():
             raise ConfigError(f"invalid {name}: {values[name]} is not a readable file")
-    endpoints = [
-        values[name] for name in ("grpc_endpoint", "http_endpoint", "admin_endpoint")
-    ]
+    endpoints = [values[name] for name in ("grpc_endpoint", "http_endpoint", "admin_endpoint")]
     clashing = {e for e in endpoints if endpoints.count(e) > 1 and not e.endswith(":0")}
     if clashing:
-        raise ConfigError(
-            f"grpc_endpoint, http_endpoint and admin_endpoint must differ, {sorted(clashing)} repeats"
-        )
+        raise ConfigError(f"grpc_endpoint, http_endpoint and admin_endpoint must differ, {sorted(clashing)} repeats")
     known = {f.name for f in fields(SidecarSettings)}
-    return SidecarSettings(
-        **{k: v for k, v in values.items() if k in known}, sources=sources
-    )
+    return SidecarSettings(**{k: v for k, v in values.items() if k in known}, sources=sources)

@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 IDLE_POLL_S = 0.1
 """How often an idle worker looks for ready traces (one indexed query)."""
 
+_DEFAULT_BACKOFF = BackoffPolicy()
+
 PURGE_EVERY_S = 60.0
 """How often placements older than the retention are deleted (busy or idle)."""
 
@@ -59,7 +61,10 @@ class DestinationGate:
     """Per-destination backoff shared by every shipper thread: open, paused until a time, or probing."""
 
     def __init__(
-        self, policy: BackoffPolicy = BackoffPolicy(), *, clock: Callable[[], float] = time.monotonic,
+        self,
+        policy: BackoffPolicy = _DEFAULT_BACKOFF,
+        *,
+        clock: Callable[[], float] = time.monotonic,
         random: Callable[[], float] | None = None,
     ) -> None:
         import random as _random
@@ -162,9 +167,7 @@ class TimedTransport(httpx.BaseTransport):
             self._metrics.maxim_request_finished("network", time.perf_counter() - started)
             raise
         status = response.status_code
-        outcome = (
-            "success" if 200 <= status < 300 else "retryable" if status in RETRYABLE_STATUSES else "permanent"
-        )
+        outcome = "success" if 200 <= status < 300 else "retryable" if status in RETRYABLE_STATUSES else "permanent"
         self._metrics.maxim_request_finished(outcome, time.perf_counter() - started)
         return response
 
@@ -272,7 +275,9 @@ class Shipper:
             )
             logger.warning(
                 "%d spans not delivered (%s); kept in the spool, next attempt in %.1fs",
-                undelivered, result.last_error, pause,
+                undelivered,
+                result.last_error,
+                pause,
             )
         elif entities:
             self.gate.succeeded()

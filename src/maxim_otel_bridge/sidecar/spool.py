@@ -111,7 +111,7 @@ class SpoolStats:
 class _Pending:
     """One `accept_spans` call waiting for the writer's commit."""
 
-    __slots__ = ("rows", "traces", "size", "done", "ok")
+    __slots__ = ("done", "ok", "rows", "size", "traces")
 
     def __init__(self, rows: list[tuple], traces: list[tuple], size: int) -> None:
         self.rows = rows
@@ -196,7 +196,10 @@ class Spool:
             if self._used_bytes + self._pending_bytes >= self.max_bytes:
                 logger.warning(
                     "spool is full (%d of %d bytes): refusing %d spans, clients retry in %.0fs",
-                    self._used_bytes + self._pending_bytes, self.max_bytes, len(rows), OVERLOADED_RETRY_AFTER_S,
+                    self._used_bytes + self._pending_bytes,
+                    self.max_bytes,
+                    len(rows),
+                    OVERLOADED_RETRY_AFTER_S,
                 )
                 return AcceptResult(Verdict.OVERLOADED, OVERLOADED_RETRY_AFTER_S)
             self._pending_bytes += size

@@ -148,6 +148,15 @@ def test_body_that_is_not_json_is_refused(server: EmulatorServer) -> None:
     response = post(server, b"\xff\xfe not text")
     assert response.status_code == 400
     assert "not valid JSON" in response.json()["error"]["message"]
+    nan = json.dumps(agent_batch()).replace('"temperature": 0.2', '"temperature": NaN').encode()
+    assert b"NaN" in nan
+    response = post(server, nan)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"] == "body is not valid JSON: NaN is not a JSON value"
+    deep = post(server, b"[" * 100_000 + b"]" * 100_000)
+    assert deep.status_code == 400
+    assert deep.json()["error"]["message"] == "body is not valid JSON: nested too deeply"
+    assert server.store.count() == 0
 
 
 def test_missing_or_empty_key_is_401(server: EmulatorServer) -> None:

@@ -67,6 +67,11 @@ class _Refusal(Exception):
         self.problems = problems
 
 
+def _refuse_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; JSON does not, and the read endpoint must answer valid JSON.
+    raise ValueError(f"{name} is not a JSON value")
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _HttpServer
     protocol_version = "HTTP/1.1"
@@ -154,9 +159,11 @@ class _Handler(BaseHTTPRequestHandler):
         if encoding not in ("", "identity"):
             raise _Refusal(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"unsupported Content-Encoding {encoding!r}")
         try:
-            body = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            body = json.loads(raw, parse_constant=_refuse_constant)
+        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError is a ValueError
             raise _Refusal(HTTPStatus.BAD_REQUEST, f"body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise _Refusal(HTTPStatus.BAD_REQUEST, "body is not valid JSON: nested too deeply") from None
         problems = validate_batch(body)
         if problems:
             summary = "; ".join(str(p) for p in problems[:5])

@@ -434,3 +434,31 @@ def test_child_and_parent_ids_round_trip(client: RawClient, sink: MemorySink) ->
         CHILD,
         ROOT,
     )
+
+
+def test_stop_does_not_wait_past_the_grace_period_for_a_stuck_sink() -> None:
+    sink = GatedSink()
+    rx = GrpcReceiver("127.0.0.1:0", sink)
+    rx.start()
+    client = RawClient(f"127.0.0.1:{rx.bound_port}")
+    errors: list[grpc.StatusCode] = []
+
+    def call() -> None:
+        try:
+            client.export(good_body())
+        except grpc.RpcError as error:
+            errors.append(error.code())
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert sink.entered.wait(10)
+    stopper = threading.Thread(target=rx.stop, args=(0.1,))
+    stopper.start()
+    stopper.join(10)
+    try:
+        assert not stopper.is_alive()  # stop returned while the sink was still stuck
+        caller.join(10)
+        assert errors in ([grpc.StatusCode.CANCELLED], [grpc.StatusCode.UNAVAILABLE])  # the client retries
+    finally:
+        sink.release()
+        client.close()

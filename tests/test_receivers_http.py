@@ -634,3 +634,29 @@ def test_stop_finishes_in_flight_requests_and_closes_idle_connections() -> None:
     assert len(sink.records) == 1
     assert idle.recv(10) == b""  # the idle keep-alive connection was closed
     idle.close()
+
+
+def test_stop_does_not_wait_past_the_grace_period_for_a_stuck_sink() -> None:
+    sink = GatedSink()
+    rx = start(sink)
+    url = f"http://127.0.0.1:{rx.bound_port}/v1/traces"
+    errors: list[Exception] = []
+
+    def call() -> None:
+        try:
+            post(url, good_body())
+        except httpx.HTTPError as error:
+            errors.append(error)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert sink.entered.wait(10)
+    stopper = threading.Thread(target=rx.stop, args=(0.1,))
+    stopper.start()
+    stopper.join(10)
+    try:
+        assert not stopper.is_alive()  # stop returned while the sink was still stuck
+        caller.join(10)
+        assert len(errors) == 1  # the connection was cut: the client sees a transport error and retries
+    finally:
+        sink.release()

@@ -163,7 +163,9 @@ class GrpcReceiver:
             return
         server.stop(grace_s).wait()
         if executor is not None:
-            executor.shutdown(wait=True)
+            # Calls past the grace period are already cancelled for their clients (who retry); a worker still
+            # inside the sink finishes on its own rather than holding up the sidecar's shutdown.
+            executor.shutdown(wait=False, cancel_futures=True)
         logger.info("OTLP/gRPC receiver on %s stopped", self.endpoint)
 
     def _service_handlers(self) -> list[grpc.GenericRpcHandler]:

@@ -6,7 +6,8 @@ that verdict into the protocol's answer (OK, or UNAVAILABLE / 503 with a retry d
 acknowledged only after the sink said ACCEPTED, so an acknowledged span is never lost.
 
 The settings a receiver is built with (`ReceiverLimits`, `TlsFiles`) live here too, so the code that
-reads configuration and the receivers agree on one shape.
+reads configuration and the receivers agree on one shape, and so do the steps both receivers share:
+`deliver` (decoded spans -> sink -> what to answer, counted in the metrics), `BearerAuth` and `LogThrottle`.
 """
 
 from __future__ import annotations

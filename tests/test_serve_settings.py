@@ -190,3 +190,31 @@ def test_a_port_in_use_exits_1_naming_it(tmp_path: Path) -> None:
         )
     assert proc.returncode == 1, proc.stderr
     assert f"127.0.0.1:{port}" in proc.stderr
+
+
+def test_a_spool_that_is_not_a_database_exits_1_naming_the_problem(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "spool.sqlite3").write_bytes(b"this is not an SQLite database, it is junk" * 100)
+    proc = subprocess.run(
+        [
+            CONSOLE_SCRIPT,
+            "serve",
+            "--spool-dir",
+            str(spool),
+            "--grpc-endpoint",
+            f"127.0.0.1:{free_port()}",
+            "--http-endpoint",
+            f"127.0.0.1:{free_port()}",
+            "--admin-endpoint",
+            f"127.0.0.1:{free_port()}",
+        ],
+        env=clean_environ({"MAXIM_API_KEY": "k", "MAXIM_LOG_REPO_ID": "r", "MAXIM_BASE_URL": "http://127.0.0.1:9"}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "cannot start" in proc.stderr and "not a database" in proc.stderr
+    assert "Traceback" not in proc.stderr

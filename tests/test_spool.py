@@ -79,7 +79,10 @@ def test_a_span_sent_twice_is_stored_once(spool: Spool) -> None:
     assert spool.stats().spans == 3
 
 
-def test_over_the_byte_cap_refuses_with_a_retry_delay_and_keeps_what_it_had(tmp_path: Path) -> None:
+def test_over_the_byte_cap_refuses_with_a_retry_delay_and_keeps_what_it_had(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="maxim_otel_bridge.sidecar.spool")
     s = Spool(tmp_path / "spool", max_bytes=200_000)
     try:
         big = {"payload": "x" * 20_000}
@@ -103,6 +106,9 @@ def test_over_the_byte_cap_refuses_with_a_retry_delay_and_keeps_what_it_had(tmp_
         s.complete({t: ([x.seq for x in s.read_trace(t, 10)], {}) for t in ready})
         assert s.stats().spans == 0
         assert s.accept_spans([span(99, 1, attributes=big)]).accepted
+        messages = [r.getMessage() for r in caplog.records]
+        assert sum("spool is full" in m for m in messages) == 1  # one line, not one per refused request
+        assert f"spool has room again: taking spans ({refused} refused while full)" in messages
     finally:
         s.close()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sqlite3
 import sys
 import threading
 
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"maxim-otel-bridge serve: {exc}", file=sys.stderr)
             sidecar.stop()
             return 2
-        except (OSError, RuntimeError) as exc:
+        except (OSError, RuntimeError, sqlite3.Error) as exc:
             logger.error("cannot start: %s", exc)
             sidecar.stop()
             return 1

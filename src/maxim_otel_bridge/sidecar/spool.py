@@ -162,6 +162,8 @@ class Spool:
         self._queue: list[_Pending] = []
         self._cond = threading.Condition()
         self._intake_open = True
+        self._full = False
+        self._refused_while_full = 0
         self._closed = False
         self._write_ok = True
         self._thread = threading.Thread(target=self._write_loop, name="spool-writer", daemon=True)
@@ -194,14 +196,21 @@ class Spool:
             # Refuse once the cap is reached, not when this request would cross it: a request larger than the
             # room left (or than the whole cap) is still taken while there is room, never refused forever.
             if self._used_bytes + self._pending_bytes >= self.max_bytes:
-                logger.warning(
-                    "spool is full (%d of %d bytes): refusing %d spans, clients retry in %.0fs",
-                    self._used_bytes + self._pending_bytes,
-                    self.max_bytes,
-                    len(rows),
-                    OVERLOADED_RETRY_AFTER_S,
-                )
+                self._refused_while_full += len(rows)
+                if not self._full:
+                    # One line when the spool fills and one when it takes spans again, not one per request.
+                    self._full = True
+                    logger.warning(
+                        "spool is full (%d of %d bytes): refusing spans, clients are told to retry in %.0fs",
+                        self._used_bytes + self._pending_bytes,
+                        self.max_bytes,
+                        OVERLOADED_RETRY_AFTER_S,
+                    )
                 return AcceptResult(Verdict.OVERLOADED, OVERLOADED_RETRY_AFTER_S)
+            if self._full:
+                self._full = False
+                logger.info("spool has room again: taking spans (%d refused while full)", self._refused_while_full)
+                self._refused_while_full = 0
             self._pending_bytes += size
             self._queue.append(pending)
             self._cond.notify()

@@ -148,6 +148,7 @@ def test_sigterm_exits_0_within_the_grace_and_keeps_unshipped_spans(tmp_path: Pa
 
 def test_a_full_spool_answers_503_and_unavailable_and_loses_nothing(tmp_path: Path, sink: BatchSink) -> None:
     import grpc
+    from google.rpc import error_details_pb2
     from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
     sink.refuse_connections()  # nothing drains while the spool fills
@@ -177,6 +178,9 @@ def test_a_full_spool_answers_503_and_unavailable_and_loses_nothing(tmp_path: Pa
             with pytest.raises(grpc.RpcError) as caught:
                 stub.Export(request, timeout=5)
             assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+            trailers = dict(caught.value.trailing_metadata())
+            retry_info = error_details_pb2.RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"])
+            assert retry_info.retry_delay.seconds >= 1
 
         assert serve.readyz()[1]["spool"]["full"] is True
 

@@ -660,3 +660,24 @@ def test_stop_does_not_wait_past_the_grace_period_for_a_stuck_sink() -> None:
         assert len(errors) == 1  # the connection was cut: the client sees a transport error and retries
     finally:
         sink.release()
+
+
+def test_expect_100_continue_refuses_before_the_body_is_sent(sink: MemorySink) -> None:
+    rx = start(sink, auth_token=Secret(TOKEN))
+    try:
+        expect = "Expect: 100-continue\r\n"
+        auth = f"Authorization: Bearer {TOKEN}\r\n"
+        assert raw_exchange(rx.bound_port, request_head(LIMIT + 1, expect + auth)).startswith(
+            b"HTTP/1.1 413 "
+        )
+        assert raw_exchange(rx.bound_port, request_head(10, expect)).startswith(b"HTTP/1.1 401 ")
+
+        body = good_body()
+        with socket.create_connection(("127.0.0.1", rx.bound_port), timeout=10) as sock:
+            sock.sendall(request_head(len(body), expect + auth))
+            assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")
+            sock.sendall(body)
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 ")
+        assert len(sink.records) == 1
+    finally:
+        rx.stop(1)

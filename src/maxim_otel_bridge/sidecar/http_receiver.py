@@ -296,6 +296,20 @@ class HttpReceiver:
             200, _encode(route.response(delivery), content_type), content_type, outcome=delivery.outcome
         )
 
+    def refusal_before_body(self, handler: _Handler) -> _Reply | None:
+        """For `Expect: 100-continue`: the answer that makes sending the body pointless, if there is one."""
+        if handler.command != "POST":
+            return None
+        try:
+            _, content_type = self._admit(handler)
+        except _Refused as refused:
+            return refused.reply
+        try:
+            length = int(handler.headers.get("content-length") or 0)
+        except ValueError:
+            return None  # the body reader answers this one
+        return self._too_large(content_type) if length > self.limits.max_request_bytes else None
+
     def _admit(self, handler: _Handler) -> tuple[_Route, str]:
         """Checks everything that can be checked before the body is read; raises _Refused."""
         headers = handler.headers
@@ -620,6 +634,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.settimeout(self.server.receiver.limits.read_timeout_s)
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()
+
+    def handle_expect_100(self) -> bool:
+        # Clients that ask before sending a large body (curl does above 1 MiB) get a refusal before
+        # uploading it when the request cannot succeed anyway.
+        self.body_consumed = True  # no body follows unless we answer 100 Continue
+        reply = self.server.receiver.refusal_before_body(self)
+        if reply is not None:
+            self._send(reply)
+            return False
+        return super().handle_expect_100()
 
     def do_POST(self) -> None:
         receiver = self.server.receiver

@@ -26,16 +26,6 @@ __all__ = ["SidecarProcess", "free_port", "read_status_kb"]
 READY_TIMEOUT_S = 60.0
 RSS_SAMPLE_S = 0.1
 
-SERVE = """
-import argparse, logging, sys
-from maxim_otel_bridge.sidecar import command
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-parser = argparse.ArgumentParser()
-command.add_arguments(parser)
-sys.exit(command.run(parser.parse_args([])))
-"""
-"""`maxim-otel-bridge serve` with no flags: the subcommand's own module, without importing the CLI's others."""
-
 
 def free_port() -> int:
     """A port the OS just handed out (released at once: a tiny race, acceptable outside tests)."""
@@ -103,7 +93,7 @@ class SidecarProcess:
                 **self.settings,
             }
         )
-        command = [sys.executable, "-c", SERVE]
+        command = [sys.executable, "-m", "maxim_otel_bridge", "serve"]
         if self.profile_path is not None:
             spy = Path(sys.executable).with_name("py-spy")
             command = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -429,3 +430,22 @@ def test_a_client_that_stops_mid_body_gets_408_and_frees_the_server(
     assert answer.startswith(b"HTTP/1.1 408 ")
     assert b"body not received within 0.2s" in answer
     assert post(server, agent_batch()).status_code == 200
+
+
+def test_a_database_without_write_order_is_upgraded(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as old:
+        old.execute(
+            "CREATE TABLE entities (id TEXT PRIMARY KEY, type TEXT NOT NULL, trace_id TEXT, parent_id TEXT, "
+            "repo_id TEXT NOT NULL, data TEXT NOT NULL, version INTEGER NOT NULL, created_at REAL NOT NULL, "
+            "updated_at REAL NOT NULL)"
+        )
+        old.execute(
+            "INSERT INTO entities VALUES (?, 'trace', ?, NULL, 'repo-0', ?, 1, 0, 0)",
+            (T2, T2, json.dumps(m.trace(T2, name="old"))),
+        )
+    old.close()
+    with EmulatorServer(db) as server:
+        assert get_trace(server, T2).json()["data"]["name"] == "old"
+        assert post(server, agent_batch()).status_code == 200
+        assert [t.id for t in server.store.recent_traces(10)] == [T1, T2]

@@ -37,11 +37,12 @@ CREATE TABLE IF NOT EXISTS entities (
     data TEXT NOT NULL,
     version INTEGER NOT NULL,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    write_seq INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entities_trace ON entities (trace_id);
 CREATE INDEX IF NOT EXISTS entities_parent ON entities (parent_id);
-CREATE INDEX IF NOT EXISTS entities_traces_recent ON entities (type, updated_at);
+CREATE INDEX IF NOT EXISTS entities_traces_recent ON entities (type, write_seq);
 """
 
 
@@ -105,6 +106,9 @@ class EntityStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(entities)")}
+        if columns and "write_seq" not in columns:  # a database from before write order was kept
+            self._db.execute("ALTER TABLE entities ADD COLUMN write_seq INTEGER NOT NULL DEFAULT 0")
         self._db.executescript(_SCHEMA)
         self._closed = False
 
@@ -126,14 +130,16 @@ class EntityStore:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
+                # "Most recent" is by write order, not wall time, which can step back.
+                seq = self._db.execute("SELECT COALESCE(MAX(write_seq), 0) + 1 FROM entities").fetchone()[0]
                 for entity in entities:
-                    self._merge_one(repo_id, entity, now)
+                    self._merge_one(repo_id, entity, now, seq)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
-    def _merge_one(self, repo_id: str, entity: Mapping[str, Any], now: float) -> None:
+    def _merge_one(self, repo_id: str, entity: Mapping[str, Any], now: float, seq: int) -> None:
         entity_id = str(entity["id"])
         row = self._db.execute("SELECT data, version, created_at FROM entities WHERE id = ?", (entity_id,)).fetchone()
         if row is None:
@@ -143,7 +149,7 @@ class EntityStore:
             version, created = row[1] + 1, row[2]
         self._db.execute(
             "INSERT OR REPLACE INTO entities (id, type, trace_id, parent_id, repo_id, data, version, created_at, "
-            "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "updated_at, write_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 entity_id,
                 str(merged["type"]),
@@ -154,6 +160,7 @@ class EntityStore:
                 version,
                 created,
                 now,
+                seq,
             ),
         )
 
@@ -190,13 +197,15 @@ class EntityStore:
         """The traces written to most recently (by any of their entities), newest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT t.id, t.data, t.repo_id, COUNT(m.id), MAX(t.updated_at, COALESCE(MAX(m.updated_at), 0)) AS u "
+                "SELECT t.id, t.data, t.repo_id, COUNT(m.id), "
+                "MAX(t.updated_at, COALESCE(MAX(m.updated_at), 0)), "
+                "MAX(t.write_seq, COALESCE(MAX(m.write_seq), 0)) AS latest "
                 "FROM entities t LEFT JOIN entities m ON m.trace_id = t.id AND m.id != t.id "
-                "WHERE t.type = 'trace' GROUP BY t.id ORDER BY u DESC, t.id LIMIT ?",
+                "WHERE t.type = 'trace' GROUP BY t.id ORDER BY latest DESC, t.id LIMIT ?",
                 (limit,),
             ).fetchall()
         summaries = []
-        for trace_id, data, repo_id, members, updated in rows:
+        for trace_id, data, repo_id, members, updated, _latest in rows:
             fields = json.loads(data)
             summaries.append(
                 TraceSummary(

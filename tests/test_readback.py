@@ -154,6 +154,16 @@ def test_trace_list(env: EmulatorServer, capsys: pytest.CaptureFixture[str]) -> 
     assert "limit must be an integer from 1 to 1000" in capsys.readouterr().err
 
 
+def test_base_url_flag_wins_over_the_environment(
+    env: EmulatorServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(config.ENV_BASE_URL, "http://127.0.0.1:9")  # nothing listens on the discard port
+    assert cli.main(["trace", "get", T1, "--base-url", env.url, "--timeout", "5"]) == 0
+    assert capsys.readouterr().out == EXPECTED_TREE
+    assert cli.main(["trace", "list", "--base-url", env.url]) == 0
+    assert T1 in capsys.readouterr().out
+
+
 def test_console_script_in_a_real_process(env: EmulatorServer) -> None:
     script = Path(sys.executable).with_name("maxim-otel-bridge")
     environ = {**os.environ, config.ENV_BASE_URL: env.url, config.ENV_API_KEY: PINNED}

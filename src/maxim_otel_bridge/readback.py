@@ -267,22 +267,27 @@ def format_trace_list(traces: list[Any]) -> str:
 # -- the `trace` command ---------------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_source_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--base-url",
         default=None,
         help=f"API to read from (default ${ENV_BASE_URL}; with neither it nor ${ENV_API_KEY} set, the local store)",
     )
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for the answer")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="trace_action", required=True, metavar="ACTION")
     get = actions.add_parser("get", help="print one trace as a tree", description="Print one trace as a tree.")
     get.add_argument("trace_id", metavar="ID")
     get.add_argument("--json", action="store_true", help="print the raw JSON response instead of the tree")
+    _add_source_arguments(get)
     listing = actions.add_parser(
         "list", help="recent traces in the local store", description="Recent traces in the local store (local only)."
     )
     listing.add_argument("--limit", type=int, default=20, help="how many traces (default 20)")
     listing.add_argument("--json", action="store_true", help="print the raw JSON response")
+    _add_source_arguments(listing)
 
 
 def _resolve(args: argparse.Namespace) -> Destination:

@@ -168,8 +168,8 @@ user="$(pm image inspect --format '{{.Config.User}}' "$image")"
 case "${user%%:*}" in
   "" | 0 | root) die "the image runs as root (USER is '$user')" ;;
 esac
-pm image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$image" | grep -q '^MAXIM_API_KEY=' \
-  && die "the image bakes in MAXIM_API_KEY"
+image_env="$(pm image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$image")"
+grep -q '^MAXIM_API_KEY=' <<<"$image_env" && die "the image bakes in MAXIM_API_KEY"
 pm run --rm --runtime runc --network none --no-healthcheck --ulimit nofile=1024:4096 --ulimit nproc=1024:1024 \
   --entrypoint python3 "$image" -c '
 import os, shutil, sys
@@ -323,9 +323,11 @@ sink_port="$(cat "$work/sink.port")"
 # default; here the endpoints move to free loopback ports so nothing else on the host can collide or connect.
 read -r grpc_port http_port admin_port < <(helper free-ports 3)
 step "running $container (OTLP gRPC :$grpc_port, HTTP :$http_port, admin :$admin_port, Maxim at :$sink_port)"
+# --read-only: the bridge writes only to its spool volume (and /tmp, a tmpfs), as the Kubernetes recipes
+# (readOnlyRootFilesystem) promise.
 # --health-interval disable: podman would schedule the HEALTHCHECK with systemd timers, which need a running
 # systemd; the check itself stays in the container and is run explicitly below.
-pm run --detach --name "$container" --runtime runc --network host --health-interval disable \
+pm run --detach --name "$container" --runtime runc --network host --health-interval disable --read-only \
   --ulimit nofile=1024:4096 --ulimit nproc=1024:1024 \
   --env MAXIM_API_KEY="$api_key" \
   --env MAXIM_LOG_REPO_ID="$repo_id" \
@@ -339,8 +341,9 @@ pm run --detach --name "$container" --runtime runc --network host --health-inter
 # shellcheck disable=SC2016 # a Go template, not a shell expansion
 spool_dir="$(pm image inspect --format '{{range $k, $v := .Config.Volumes}}{{$k}}{{end}}' "$image")"
 [ -n "$spool_dir" ] || die "the image declares no volume for the spool"
-pm inspect --format '{{range .Mounts}}{{println .Destination}}{{end}}' "$container" | grep -qx -- "$spool_dir" \
-  || die "the spool $spool_dir is not on a volume in the running container"
+# Captured first: `grep -q` stops reading at the first match, and under pipefail podman's SIGPIPE would fail it.
+mounts="$(pm inspect --format '{{range .Mounts}}{{println .Destination}}{{end}}' "$container")"
+grep -qx -- "$spool_dir" <<<"$mounts" || die "the spool $spool_dir is not on a volume in the running container"
 
 step "waiting for /healthz and /readyz"
 helper wait-http "http://127.0.0.1:$admin_port/healthz" "$timeout_s" || die "/healthz never answered"
@@ -362,12 +365,13 @@ pm stop --time 30 "$container" >/dev/null || die "podman stop failed"
 exit_code="$(pm inspect --format '{{.State.ExitCode}}' "$container")"
 [ "$exit_code" = 0 ] || die "the bridge exited with $exit_code on SIGTERM (expected a clean 0)"
 echo "exit code 0"
-pm logs "$container" 2>&1 | grep -F -- "$api_key" >/dev/null && die "the API key appears in the container log"
+container_log="$(pm logs "$container" 2>&1)"
+grep -qF -- "$api_key" <<<"$container_log" && die "the API key appears in the container log"
 
 # ---- no API key: the embedded local store, read back with `trace get` inside the container ----
 read -r grpc_port http_port admin_port store_port < <(helper free-ports 4)
 step "running $local_container without an API key (embedded local store on :$store_port)"
-pm run --detach --name "$local_container" --runtime runc --network host --health-interval disable \
+pm run --detach --name "$local_container" --runtime runc --network host --health-interval disable --read-only \
   --ulimit nofile=1024:4096 --ulimit nproc=1024:1024 \
   --env MAXIM_BRIDGE_GRPC_ENDPOINT="127.0.0.1:$grpc_port" \
   --env MAXIM_BRIDGE_HTTP_ENDPOINT="127.0.0.1:$http_port" \

@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import kubernetes_validate
+from compose_spec import PyCompose
 import pytest
 import yaml
 
@@ -291,6 +292,16 @@ def compose_env(service: dict) -> dict[str, str]:
     if isinstance(env, list):
         return dict(item.split("=", 1) for item in env)
     return {k: str(v) for k, v in env.items()}
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    assert set(PyCompose.from_yaml(COMPOSE.read_text()).service_names()) == {"app", "maxim-otel-bridge"}
+
+
+def test_compose_specification_check_rejects_a_misspelt_key() -> None:
+    misspelt = COMPOSE.read_text().replace("    healthcheck:\n", "    healthchek:\n", 1)
+    with pytest.raises(ValueError, match="healthchek"):
+        PyCompose.from_yaml(misspelt)
 
 
 def test_compose_runs_the_bridge_as_the_image_defines_it(image: Image) -> None:

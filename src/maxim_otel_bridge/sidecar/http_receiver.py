@@ -635,12 +635,16 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(self.connection, ssl.SSLSocket):
             self.connection.do_handshake()
 
+    def parse_request(self) -> bool:
+        self.body_consumed = False  # per request: one connection carries many
+        return super().parse_request()
+
     def handle_expect_100(self) -> bool:
         # Clients that ask before sending a large body (curl does above 1 MiB) get a refusal before
         # uploading it when the request cannot succeed anyway.
-        self.body_consumed = True  # no body follows unless we answer 100 Continue
         reply = self.server.receiver.refusal_before_body(self)
         if reply is not None:
+            self.body_consumed = True  # no body follows a final answer to Expect
             self._send(reply)
             return False
         return super().handle_expect_100()
@@ -648,7 +652,6 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         receiver = self.server.receiver
         receiver.request_started()
-        self.body_consumed = False
         try:
             try:
                 reply = receiver.handle_post(self)

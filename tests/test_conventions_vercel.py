@@ -136,6 +136,23 @@ def test_embed_many_is_spans_only() -> None:
     ]
 
 
+def test_images_become_image_url_parts() -> None:
+    # On the model call the SDK writes both as `file` parts: the link with `image/*`, the bytes as base64.
+    (generation,) = _of(_entities(_records("multimodal")), "generation")
+    (user,) = generation["messages"]
+    assert user["content"] == [
+        {"type": "text", "text": "What is in these pictures?"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+        {
+            "type": "image_url",
+            "image_url": {
+                "url": "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgAAACAAFUok9dAAAAAElFTkSuQmCC"
+            },
+        },
+    ]
+    assert generation["result"]["choices"][0]["message"]["content"] == ANSWER
+
+
 def _without(record: SpanRecord, *prefixes: str) -> SpanRecord:
     return replace(
         record,
@@ -202,13 +219,13 @@ def test_node_app_through_a_real_serve_process(tmp_path: Path) -> None:
             def generations_with_usage(s: BatchSink) -> list[dict[str, Any]]:
                 return [e for e in s.entities_by_id().values() if e.get("type") == "generation" and "result" in e]
 
-            # Two doGenerate calls and one doStream call: each a generation with its usage.
-            assert sink.wait_for(lambda s: len(generations_with_usage(s)) == 3, timeout=30), serve.log
+            # Three doGenerate calls and one doStream call: each a generation with its usage.
+            assert sink.wait_for(lambda s: len(generations_with_usage(s)) == 4, timeout=30), serve.log
             assert serve.terminate() == 0
         assert sink.problems() == []
         received = sink.entities_by_id()
     usages = sorted(tuple(g["result"]["usage"].values()) for g in generations_with_usage(sink))
-    assert usages == [(12, 9, 21), (20, 7, 27), (31, 9, 40)]
+    assert usages == [(12, 9, 21), (20, 7, 27), (31, 9, 40), (40, 9, 49)]
     assert {g["model"] for g in generations_with_usage(sink)} == {MODEL}
     (tool,) = [e for e in received.values() if e.get("type") == "toolCall"]
     assert (tool["name"], tool["result"]) == ("get_weather", "18C, sunny")

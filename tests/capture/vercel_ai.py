@@ -1,7 +1,7 @@
 """The Vercel AI SDK (Node) traced by the OpenTelemetry Node SDK, exporting OTLP/HTTP to a local receiver.
 
 `tests/node/vercel-ai/run.mjs` runs three scenarios with the SDK's own mock models (`ai/test`): `generateText`
-with a tool round trip, `streamText` with usage, `embedMany`. Its dependencies are pinned by the lockfile and
+with a tool round trip, `streamText` with usage, `embedMany`, `generateText` with images. Its dependencies are pinned by the lockfile and
 installed with `npm ci` the first time (or when the lockfile changed).
 """
 
@@ -17,7 +17,7 @@ from capture.otlp_http_sink import OtlpHttpSink
 from maxim_otel_bridge.record import SpanRecord
 
 PROJECT = Path(__file__).resolve().parents[1] / "node" / "vercel-ai"
-SCENARIOS = ("tool_round_trip", "streaming", "embeddings")
+SCENARIOS = ("tool_round_trip", "streaming", "embeddings", "multimodal")
 _STAMP = PROJECT / "node_modules" / ".package-lock.json"
 
 

@@ -1,7 +1,7 @@
 // Vercel AI SDK calls against a mock model, traced by the OpenTelemetry Node SDK and exported as OTLP/HTTP.
 // The collector address comes from OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the standard variable).
 // Scenarios, one trace each: generateText with a tool round trip (two model calls and a tool call),
-// streamText with usage, embedMany. Prints nothing but errors; exits non-zero on failure.
+// streamText with usage, embedMany, generateText with images. Prints nothing but errors; exits non-zero on failure.
 import { NodeSDK, tracing } from '@opentelemetry/sdk-node';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { embedMany, generateText, jsonSchema, simulateReadableStream, stepCountIs, streamText, tool } from 'ai';
@@ -107,6 +107,36 @@ await embedMany({
   model: embeddingModel,
   values: ['Paris', 'weather'],
   experimental_telemetry: telemetry('weather-embed'),
+});
+
+// Images: a link and inline PNG bytes (a file part with an image media type).
+const PNG_BASE64 = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgAAACAAFUok9dAAAAAElFTkSuQmCC';
+const describer = new MockLanguageModelV3({
+  provider: 'openai.chat',
+  modelId: 'gpt-4o-mini',
+  // The model takes image links as they are (otherwise the SDK downloads them first).
+  supportedUrls: { 'image/*': [/^https:\/\/.*$/] },
+  doGenerate: async () => ({
+    content: [{ type: 'text', text: ANSWER }],
+    finishReason: { unified: 'stop', raw: 'stop' },
+    usage: usage(40, 9),
+    response: { id: 'resp-4', modelId: 'gpt-4o-mini-2024-07-18', timestamp: new Date(0) },
+    warnings: [],
+  }),
+});
+await generateText({
+  model: describer,
+  messages: [
+    {
+      role: 'user',
+      content: [
+        { type: 'text', text: 'What is in these pictures?' },
+        { type: 'image', image: new URL('https://example.com/cat.png') },
+        { type: 'file', data: PNG_BASE64, mediaType: 'image/png' },
+      ],
+    },
+  ],
+  experimental_telemetry: telemetry('weather-vision'),
 });
 
 await sdk.shutdown();

@@ -1,5 +1,6 @@
 """OpenLLMetry as Traceloop's SDK emits it: workflow / agent / task / tool decorators, association properties, the
-OpenAI instrumentation in both content modes, and the Mistral instrumentation's indexed `gen_ai.prompt.{i}.*`.
+OpenAI instrumentation in both content modes, the Mistral instrumentation's indexed `gen_ai.prompt.{i}.*` and the
+Chroma instrumentation's `db.query.result` events.
 
 traceloop-sdk cannot share the project's environment (it pins older OpenTelemetry packages and installs some forty
 instrumentations), so these spans were captured in a virtualenv of its own by `tests/capture/traceloop_sdk.py`
@@ -130,3 +131,18 @@ def test_mistral_indexed_prompt_and_completion() -> None:
     ]
     assert answered["result"]["choices"][0]["message"]["content"] == ANSWER
     assert answered["result"]["usage"] == _usage(26, 8)
+
+
+def test_chroma_query_results_become_a_retrieval() -> None:
+    entities = _entities("chromadb_retrieval")
+    added, queried = _named(entities, "chroma.add"), _named(entities, "chroma.query")
+    # Adding documents is a plain span; a query with `db.query.result` events is a retrieval with them as output.
+    assert (added["type"], queried["type"]) == ("span", "retrieval")
+    documents = [json.loads(d) for d in queried["output"]]
+    assert [(d["id"], d["document"]) for d in documents] == [
+        ("guide-1", "Paris in spring: mild, often sunny."),
+        ("guide-2", "Packing for rain in Paris."),
+    ]
+    assert documents[0]["distance"] == 0.0 and json.loads(documents[1]["metadata"]) == {"source": "guides"}
+    # The events are the retrieval's output, not separate event entities.
+    assert [e for e in entities if e["type"] == "event"] == []

@@ -10,13 +10,16 @@ traceloop-sdk pins OpenTelemetry packages older than the project's and installs 
         opentelemetry-instrumentation-redis==0.66b1 opentelemetry-instrumentation-requests==0.66b1 \
         opentelemetry-instrumentation-urllib3==0.66b1 opentelemetry-instrumentation-sqlalchemy==0.66b1 \
         opentelemetry-instrumentation-threading==0.66b1 opentelemetry-semantic-conventions==0.66b1 \
-        orjson jsonschema httpx typing_extensions "mistralai<2"
+        orjson jsonschema httpx typing_extensions "mistralai<2" chromadb
     cd /work/main && PYTHONPATH=src:tests /tmp/venv-traceloop-sdk/bin/python tests/capture/traceloop_sdk.py
 
-One process per variant, because `Traceloop.init` holds for the life of a process: `use_legacy_attributes=False`
-(message content leaves the spans for log events), `use_legacy_attributes=True` (content on the spans as
-`gen_ai.input.messages` JSON), and OpenLLMetry's Mistral instrumentation (also installed with `pip install
-"mistralai<2"` there), which still writes the indexed `gen_ai.prompt.{i}.*` / `gen_ai.completion.{i}.*` form.
+One process per variant, because `Traceloop.init` holds for the life of a process:
+
+- `content_in_events`: `use_legacy_attributes=False`, message content leaves the spans for log events;
+- `content_on_spans`: `use_legacy_attributes=True`, content on the spans as `gen_ai.input.messages` JSON;
+- `mistralai_indexed`: OpenLLMetry's Mistral instrumentation, still the indexed `gen_ai.prompt.{i}.*` /
+  `gen_ai.completion.{i}.*` form;
+- `chromadb_retrieval`: its Chroma instrumentation, query results as `db.query.result` span events.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "captured" / "traceloop_sdk.json"
-VARIANTS = ("content_in_events", "content_on_spans", "mistralai_indexed")
+VARIANTS = ("content_in_events", "content_on_spans", "mistralai_indexed", "chromadb_retrieval")
 
 
 def _run_mistralai() -> list[dict[str, Any]]:
@@ -72,10 +75,39 @@ def _run_mistralai() -> list[dict[str, Any]]:
     return [from_readable_span(span).to_json_obj() for span in exporter.get_finished_spans()]
 
 
+def _run_chromadb() -> list[dict[str, Any]]:
+    """OpenLLMetry's Chroma instrumentation: query results as `db.query.result` span events (an in-memory Chroma)."""
+    import chromadb
+    from opentelemetry.instrumentation.chromadb import ChromaInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from maxim_otel_bridge.record import from_readable_span
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    ChromaInstrumentor().instrument(tracer_provider=provider)
+    # Embeddings are given, so no embedding model is loaded.
+    guides = chromadb.EphemeralClient().get_or_create_collection("guides", embedding_function=None)
+    with provider.get_tracer("weather-app").start_as_current_span("find_guides"):
+        guides.add(
+            ids=["guide-1", "guide-2"],
+            documents=["Paris in spring: mild, often sunny.", "Packing for rain in Paris."],
+            embeddings=[[0.1, 0.2, 0.3], [0.3, 0.1, 0.0]],
+            metadatas=[{"source": "guides"}, {"source": "guides"}],
+        )
+        guides.query(query_embeddings=[[0.1, 0.2, 0.3]], n_results=2)
+    return [from_readable_span(span).to_json_obj() for span in exporter.get_finished_spans()]
+
+
 def _run_variant(variant: str) -> list[dict[str, Any]]:
     """In this process: init Traceloop, run the workflow, return the span records as JSON objects."""
     if variant == "mistralai_indexed":
         return _run_mistralai()
+    if variant == "chromadb_retrieval":
+        return _run_chromadb()
     import openai
     from fakes.openai_server import OpenAIServer
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor

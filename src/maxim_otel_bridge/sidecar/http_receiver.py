@@ -3,8 +3,8 @@
 Built on the standard library's `ThreadingHTTPServer` (one thread per connection, HTTP/1.1 keep-alive),
 hardened for untrusted clients: a per-read timeout and a whole-body deadline, a cap on connections,
 a cap on requests being worked on at once, a size limit checked before reading and again while
-decompressing (so a gzip bomb stops at the limit), and a catch-all at the connection boundary so
-no request can take the server down.
+decompressing (so a gzip bomb stops at the limit; `http_body.py`), and a catch-all at the connection
+boundary so no request can take the server down.
 
 Answers follow OTLP/HTTP: the response uses the request's encoding; errors carry a `google.rpc.Status`
 body; backpressure is 503 with `Retry-After`. Routes are a table, so adding `POST /v1/logs` later is one
@@ -33,6 +33,15 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from maxim_otel_bridge.config import Secret
+from maxim_otel_bridge.sidecar.http_body import (
+    CONTENT_ENCODINGS,
+    BadFraming,
+    BodyTimeout,
+    BodyTooLarge,
+    decompress,
+    read_chunked_body,
+    read_sized_body,
+)
 from maxim_otel_bridge.sidecar.ingest import (
     DEFAULT_HTTP_ENDPOINT,
     DEFAULT_RETRY_AFTER_S,
@@ -361,7 +370,7 @@ class HttpReceiver:
         """The request body, decompressed, at most `max_request_bytes`; raises _Refused."""
         limit = self.limits.max_request_bytes
         encoding = (handler.headers.get("content-encoding") or "identity").strip().lower()
-        if encoding not in _DECOMPRESSORS:
+        if encoding not in CONTENT_ENCODINGS:
             raise _Refused(
                 _status_reply(
                     415,
@@ -376,18 +385,19 @@ class HttpReceiver:
         handler.body_consumed = True
         try:
             if "chunked" in (handler.headers.get("transfer-encoding") or "").lower():
-                raw = _read_chunked(handler, limit, deadline)
+                raw = read_chunked_body(handler.rfile, limit, deadline)
             else:
-                raw = _read_sized(handler, limit, deadline)
-        except _TooLarge:
+                raw = read_sized_body(handler.rfile, handler.headers.get("content-length"), limit, deadline)
+            return decompress(encoding, raw, limit)
+        except BodyTooLarge:
             raise _Refused(self._too_large(content_type)) from None
-        except _BadFraming as exc:
+        except BadFraming as exc:
             raise _Refused(
                 _status_reply(
                     exc.status, code_pb2.INVALID_ARGUMENT, str(exc), content_type, "malformed", close=True
                 )
             ) from None
-        except (TimeoutError, _Timeout):
+        except (TimeoutError, BodyTimeout):
             raise _Refused(
                 _status_reply(
                     408,
@@ -398,13 +408,6 @@ class HttpReceiver:
                     close=True,
                 )
             ) from None
-        decompress = _DECOMPRESSORS[encoding]
-        if decompress is None:
-            return raw
-        try:
-            return decompress(raw, limit)
-        except _TooLarge:
-            raise _Refused(self._too_large(content_type)) from None
         except zlib.error as exc:
             raise _Refused(
                 _status_reply(
@@ -438,119 +441,6 @@ class HttpReceiver:
             self._in_flight -= 1
             if not self._in_flight:
                 self._idle.notify_all()
-
-
-# Body reading and decompression
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _Timeout(Exception):
-    pass
-
-
-class _BadFraming(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _read_exactly(handler: _Handler, size: int, deadline: float) -> bytes:
-    chunks = []
-    remaining = size
-    while remaining:
-        if time.monotonic() > deadline:
-            raise _Timeout
-        chunk = handler.rfile.read1(min(remaining, _READ_CHUNK))
-        if not chunk:
-            raise _BadFraming("connection closed before the whole body arrived")
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
-
-
-def _read_sized(handler: _Handler, limit: int, deadline: float) -> bytes:
-    length_text = handler.headers.get("content-length")
-    if length_text is None:
-        raise _BadFraming("Content-Length (or chunked transfer encoding) is required", 411)
-    try:
-        length = int(length_text)
-    except ValueError:
-        raise _BadFraming(f"invalid Content-Length {length_text[:40]!r}") from None
-    if length < 0:
-        raise _BadFraming(f"invalid Content-Length {length_text[:40]!r}")
-    # A compressed body larger than the limit would decompress to more still: refuse it unread.
-    if length > limit:
-        raise _TooLarge
-    return _read_exactly(handler, length, deadline)
-
-
-def _read_chunked(handler: _Handler, limit: int, deadline: float) -> bytes:
-    chunks = []
-    total = 0
-    while True:
-        line = handler.rfile.readline(1024)
-        if not line.endswith(b"\n"):
-            raise _BadFraming("malformed chunk header")
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise _BadFraming("malformed chunk size") from None
-        if size == 0:
-            break
-        total += size
-        if total > limit:
-            raise _TooLarge
-        chunks.append(_read_exactly(handler, size, deadline))
-        if handler.rfile.read(2) != b"\r\n":
-            raise _BadFraming("malformed chunk terminator")
-    # Trailer fields, ignored, up to the blank line.
-    for _ in range(100):
-        if handler.rfile.readline(8192) in (b"\r\n", b"\n", b""):
-            return b"".join(chunks)
-    raise _BadFraming("too many trailer fields")
-
-
-def _inflate(data: bytes, limit: int, wbits: int) -> bytes:
-    """Decompress at most `limit` bytes out; concatenated gzip members are all read (RFC 1952)."""
-    out = bytearray()
-    while True:
-        decompressor = zlib.decompressobj(wbits)
-        # max_length caps each step's output, so a bomb is stopped at the limit, not after expanding.
-        chunk = decompressor.decompress(data, limit + 1 - len(out))
-        out += chunk
-        while decompressor.unconsumed_tail and len(out) <= limit:
-            out += decompressor.decompress(decompressor.unconsumed_tail, limit + 1 - len(out))
-        if len(out) > limit:
-            raise _TooLarge
-        if not decompressor.eof:
-            raise zlib.error("truncated compressed data")
-        data = decompressor.unused_data
-        if not data.strip(b"\0"):  # some writers pad the last member with zeros
-            return bytes(out)
-
-
-def _gunzip(data: bytes, limit: int) -> bytes:
-    return _inflate(data, limit, 16 + zlib.MAX_WBITS)
-
-
-def _deflate(data: bytes, limit: int) -> bytes:
-    # HTTP's "deflate" is zlib-wrapped, but some clients send raw deflate: accept both.
-    try:
-        return _inflate(data, limit, zlib.MAX_WBITS)
-    except zlib.error:
-        return _inflate(data, limit, -zlib.MAX_WBITS)
-
-
-_DECOMPRESSORS: dict[str, Callable[[bytes, int], bytes] | None] = {
-    "identity": None,
-    "": None,
-    "gzip": _gunzip,
-    "x-gzip": _gunzip,
-    "deflate": _deflate,
-}
 
 
 # The server and its handler

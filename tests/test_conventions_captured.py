@@ -140,6 +140,15 @@ def test_streamed_answer_keeps_its_usage(name: str) -> None:
     assert got["trace_io"] == ("Weather in Paris?", ANSWER)
 
 
+@pytest.mark.parametrize("name", OPENAI_CLIENTS)
+def test_streamed_tool_call_is_reassembled(name: str) -> None:
+    (generation,) = summary(_entities(_records(name, "streaming_tool_call")))["generations"]
+    # The arguments arrive split over two chunks; the instrumentation joins them.
+    assert (generation["tool_calls"], generation["finish_reason"]) == ([WEATHER_CALL], "tool_calls")
+    assert not generation["answer"]  # openai-v2 and Traceloop record "", OpenInference nothing
+    assert generation["usage"] == _usage(5, 16)
+
+
 @pytest.mark.parametrize("name", OPENAI_CLIENTS + PYDANTIC_AI)
 def test_embeddings_are_a_span_not_a_generation(name: str) -> None:
     entities = _entities(_records(name, "embeddings"))

@@ -3,7 +3,8 @@
 Each `capture_*` function instruments the real OpenAI client (or a real Pydantic AI agent) with one package, runs
 the same scenarios — a plain chat, a tool round trip under an application span, a streamed answer with usage, an
 embeddings call — and returns `{scenario: [SpanRecord, ...]}`. Every scenario is its own trace; `multimodal` sends an image URL and an
-inline PNG, `error` asks for a model the server does not know. Nothing here writes
+inline PNG, `error` asks for a model the server does not know; the plain OpenAI client also streams a tool call
+(`streaming_tool_call`). Nothing here writes
 attributes: what the records hold is what the package emitted.
 
 Used twice: by `tests/capture/capture_python.py` to write the fixtures, and by the convention tests to run the same
@@ -121,7 +122,16 @@ def openai_workload(client: openai.OpenAI, rec: SpanRecorder) -> list[str]:
         client.chat.completions.create(model="broken", messages=[{"role": "user", "content": "Say hello."}])
     except openai.NotFoundError:
         pass  # the failed call is the scenario: its span must arrive as a failed generation
-    return list(SCENARIOS)
+    streamed_call = client.chat.completions.create(
+        model="gpt-4o-mini",
+        stream=True,
+        stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+    )
+    for _ in streamed_call:
+        pass
+    return [*SCENARIOS, "streaming_tool_call"]
 
 
 def _capture_openai(instrumentor: Any, env: dict[str, str]) -> Captured:

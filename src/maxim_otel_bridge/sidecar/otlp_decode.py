@@ -157,10 +157,7 @@ def _decode_span(
         start_ns=span.start_time_unix_nano,
         end_ns=span.end_time_unix_nano,
         attributes=decode_attributes(span.attributes),
-        events=tuple(
-            EventRecord(name=e.name, time_ns=e.time_unix_nano, attributes=decode_attributes(e.attributes))
-            for e in span.events
-        ),
+        events=tuple(_decode_event(event) for event in span.events),
         links=_decode_links(span, problems),
         kind=_decode_kind(span.kind),
         status_code=_decode_status_code(status.code),
@@ -168,6 +165,12 @@ def _decode_span(
         resource=resource,
         scope_name=scope_name,
         scope_version=scope_version,
+    )
+
+
+def _decode_event(event: Span.Event) -> EventRecord:
+    return EventRecord(
+        name=event.name, time_ns=event.time_unix_nano, attributes=decode_attributes(event.attributes)
     )
 
 

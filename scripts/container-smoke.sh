@@ -9,7 +9,7 @@
 #    Dockerfile's FROM uses, unless it is already there. No registry is contacted for the base.
 # 3. Builds the image (vfs storage, chroot isolation: no daemon, no overlayfs, no user namespaces needed),
 #    with the host's CA bundle and pip settings mounted into the build so pip trusts what the host trusts.
-# 4. Runs it (runc, host network, explicit ulimits), waits for /healthz, runs `podman healthcheck run`,
+# 4. Runs it (read-only, runc, host network, explicit ulimits), waits for /healthz, runs `podman healthcheck run`,
 #    sends one OTLP/HTTP and one OTLP/gRPC request made by the real OpenTelemetry SDK, and checks that the
 #    trace reached a local batch endpoint (a fake Maxim `POST /v1/logs/batch`) as schema-valid entities.
 # 5. Stops it with SIGTERM and requires exit code 0 (the bridge runs as PID 1).
@@ -41,6 +41,8 @@ podman_cmd=(podman --storage-driver vfs --root "$storage_root/storage" --runroot
 # Without a running systemd, podman logs an error for each healthcheck timer it cannot schedule; that is
 # expected here (the health check is run explicitly), so only that line is filtered out of its stderr.
 pm() { "${podman_cmd[@]}" "$@" 2> >(grep -v 'unable to get systemd connection' >&2); }
+# Every container runs with runc and explicit ulimits: crun, and podman's default ulimits, fail on some hosts.
+run_flags=(--runtime runc --ulimit nofile=1024:4096 --ulimit nproc=1024:1024)
 
 [ "$(id -u)" -eq 0 ] || die "run as root: rootful podman with runc, and debootstrap, need it (sudo $0)"
 [ -f "$repo_root/Dockerfile" ] || die "no Dockerfile in $repo_root"
@@ -90,7 +92,9 @@ cleanup() {
   if [ "${SMOKE_KEEP_IMAGE:-0}" != 1 ] && pm image exists "$image" 2>/dev/null; then
     pm rmi --force "$image" >/dev/null
   fi
-  rm -rf "$work"
+  # A failed debootstrap can leave /proc and /sys mounted inside its target: unmount before deleting.
+  findmnt -rn -o TARGET | grep -F -- "$work/" | sort -r | xargs -r umount -l
+  rm -rf --one-file-system "$work"
   if [ "$rc" -eq 0 ]; then
     printf '\ncontainer smoke passed in %ss\n' "$((SECONDS - started_at))" >&2
   fi
@@ -114,8 +118,16 @@ if pm image exists "$base_ref"; then
 else
   # The mirror apt already uses for this release's main component (works behind the host's apt proxy/mirror).
   # shellcheck disable=SC2016 # $(...) here is apt's own field syntax, not the shell's
-  mirror="$(apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 'Created-By: Packages' \
-    | awk -v s="$suite" '$2 == s && $3 == "main" { print $1; exit }')"
+  find_mirror() {
+    # shellcheck disable=SC2016 # $(...) here is apt's own field syntax, not the shell's
+    apt-get indextargets --format '$(REPO_URI) $(RELEASE) $(COMPONENT)' 'Created-By: Packages' \
+      | awk -v s="$suite" '!found && $2 == s && $3 == "main" { print $1; found = 1 }'
+  }
+  mirror="$(find_mirror)"
+  if [ -z "$mirror" ]; then
+    apt-get update -q >/dev/null || die "apt-get update failed"
+    mirror="$(find_mirror)"
+  fi
   [ -n "$mirror" ] || die "no apt source for Debian '$suite' main in /etc/apt/sources.list*: cannot debootstrap"
   step "debootstrapping Debian $suite (minbase + python3) from $mirror"
   rootfs="$work/rootfs"
@@ -131,8 +143,14 @@ else
       --change 'CMD=["python3"]' \
       - "$base_ref" >/dev/null \
     || die "podman import of the base image failed"
-  rm -rf "$rootfs"
+  rm -rf --one-file-system "$rootfs"
 fi
+# The tag promises a Python version; Debian's release decides the one debootstrap installed. Say so if they differ.
+tag_python="$(sed -nE 's/^[^:]*:([0-9]+\.[0-9]+).*/\1/p' <<<"$base")"
+base_python="$(pm run --rm "${run_flags[@]}" --network none --no-healthcheck --entrypoint python3 "$base_ref" \
+  -c 'import sys; print("%d.%d" % sys.version_info[:2])')" || die "cannot run python3 in $base_ref"
+[ -z "$tag_python" ] || [ "$tag_python" = "$base_python" ] \
+  || die "$base_ref has Python $base_python but its tag says $tag_python: remove it (podman --root $storage_root/storage rmi $base_ref) or fix FROM"
 
 # ---- build ----
 # pip inside the build must trust the host's CAs and use the host's index, if it has one configured.
@@ -170,8 +188,7 @@ case "${user%%:*}" in
 esac
 image_env="$(pm image inspect --format '{{range .Config.Env}}{{println .}}{{end}}' "$image")"
 grep -q '^MAXIM_API_KEY=' <<<"$image_env" && die "the image bakes in MAXIM_API_KEY"
-pm run --rm --runtime runc --network none --no-healthcheck --ulimit nofile=1024:4096 --ulimit nproc=1024:1024 \
-  --entrypoint python3 "$image" -c '
+pm run --rm "${run_flags[@]}" --network none --no-healthcheck --entrypoint python3 "$image" -c '
 import os, shutil, sys
 assert os.getuid() != 0, "running as root"
 compilers = [c for c in ("gcc", "cc", "g++", "make") if shutil.which(c)]
@@ -327,8 +344,7 @@ step "running $container (OTLP gRPC :$grpc_port, HTTP :$http_port, admin :$admin
 # (readOnlyRootFilesystem) promise.
 # --health-interval disable: podman would schedule the HEALTHCHECK with systemd timers, which need a running
 # systemd; the check itself stays in the container and is run explicitly below.
-pm run --detach --name "$container" --runtime runc --network host --health-interval disable --read-only \
-  --ulimit nofile=1024:4096 --ulimit nproc=1024:1024 \
+pm run --detach --name "$container" "${run_flags[@]}" --network host --health-interval disable --read-only \
   --env MAXIM_API_KEY="$api_key" \
   --env MAXIM_LOG_REPO_ID="$repo_id" \
   --env MAXIM_BASE_URL="http://127.0.0.1:$sink_port" \
@@ -371,8 +387,7 @@ grep -qF -- "$api_key" <<<"$container_log" && die "the API key appears in the co
 # ---- no API key: the embedded local store, read back with `trace get` inside the container ----
 read -r grpc_port http_port admin_port store_port < <(helper free-ports 4)
 step "running $local_container without an API key (embedded local store on :$store_port)"
-pm run --detach --name "$local_container" --runtime runc --network host --health-interval disable --read-only \
-  --ulimit nofile=1024:4096 --ulimit nproc=1024:1024 \
+pm run --detach --name "$local_container" "${run_flags[@]}" --network host --health-interval disable --read-only \
   --env MAXIM_BRIDGE_GRPC_ENDPOINT="127.0.0.1:$grpc_port" \
   --env MAXIM_BRIDGE_HTTP_ENDPOINT="127.0.0.1:$http_port" \
   --env MAXIM_BRIDGE_ADMIN_ENDPOINT="127.0.0.1:$admin_port" \
@@ -384,10 +399,18 @@ trace_id="$(helper send "$http_port" "$grpc_port")" || die "OTLP export into the
 
 step "maxim-otel-bridge trace get $trace_id (inside the container)"
 deadline=$((SECONDS + timeout_s))
-until pm exec "$local_container" maxim-otel-bridge trace --base-url "http://127.0.0.1:$store_port" \
-  get --json "$trace_id" >"$work/trace.json" 2>"$work/trace.err" && grep -q "$trace_id" "$work/trace.json"; do
-  [ "$SECONDS" -lt "$deadline" ] \
-    || die "trace get did not find $trace_id in the local store: $(cat "$work/trace.err" "$work/trace.json")"
+while true; do
+  rc=0
+  pm exec "$local_container" maxim-otel-bridge trace get --json --base-url "http://127.0.0.1:$store_port" \
+    "$trace_id" >"$work/trace.json" 2>"$work/trace.err" || rc=$?
+  trace_get_output="$(cat "$work/trace.err" "$work/trace.json")"
+  if [ "$rc" -eq 0 ]; then
+    grep -qF -- "$trace_id" "$work/trace.json" || die "trace get answered without the trace id: $trace_get_output"
+    break
+  fi
+  # 3: not in the store yet (still being assembled); anything else will not get better by waiting.
+  [ "$rc" -eq 3 ] || die "trace get failed with exit code $rc: $trace_get_output"
+  [ "$SECONDS" -lt "$deadline" ] || die "trace $trace_id never reached the local store: $trace_get_output"
   sleep 0.5
 done
 echo "read back from the local store ($(wc -c <"$work/trace.json") bytes of JSON)"

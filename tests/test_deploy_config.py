@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from maxim_otel_bridge import config
+from maxim_otel_bridge.cli import build_parser
 from maxim_otel_bridge.sidecar.admin import AdminServer
 from maxim_otel_bridge.sidecar.settings import SETTINGS, SidecarSettings, load_settings
 
@@ -542,6 +543,35 @@ def test_deploy_doc_names_only_real_settings_ports_and_paths(image: Image) -> No
     assert paths <= {HEALTH_PATH, READY_PATH, "/metrics"}, paths
     for path in (COMPOSE, K8S_SIDECAR, K8S_GATEWAY, COLLECTOR, SMOKE):
         assert str(path.relative_to(ROOT)) in text, f"docs/deploy.md should point at {path.relative_to(ROOT)}"
+
+
+def documented_commands(text: str) -> list[list[str]]:
+    """Every `maxim-otel-bridge ...` command line in the doc's inline code, as argv (placeholders filled in)."""
+    commands = []
+    for code in re.findall(r"`([^`]*)`", text):
+        match = re.search(r"\bmaxim-otel-bridge ((?:serve|trace|emulate)\b.*)", code)
+        if match:
+            filled = match.group(1).replace("<trace-id>", "4bf92f3577b34da6a3ce929d0e0e4736").replace("<port>", "8787")
+            commands.append(shlex.split(filled))
+    return commands
+
+
+def test_commands_in_the_deploy_doc_parse_with_the_real_cli() -> None:
+    commands = documented_commands(DEPLOY_DOC.read_text())
+    assert any(argv[:2] == ["trace", "get"] and len(argv) > 2 for argv in commands)
+    parser = build_parser()
+    for argv in commands:
+        if argv[:2] == ["trace", "get"] and len(argv) == 2:
+            continue  # the command named in prose, without its id
+        try:
+            parser.parse_args(argv)
+        except SystemExit as exc:
+            pytest.fail(f"docs/deploy.md shows `maxim-otel-bridge {shlex.join(argv)}`, which the CLI refuses ({exc})")
+
+
+def test_documented_command_check_catches_a_wrong_option() -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(documented_commands("`maxim-otel-bridge trace get --url http://x <trace-id>`")[0])
 
 
 def test_container_smoke_script_passes_shellcheck() -> None:

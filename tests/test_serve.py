@@ -13,6 +13,7 @@ from fakes.batch_sink import BatchSink
 from fakes.serve_process import (
     ServeProcess,
     clean_environ,
+    descendants,
     free_port,
     make_spans,
     otlp_body,
@@ -98,7 +99,10 @@ def test_kill_9_while_streaming_loses_nothing_acknowledged(tmp_path: Path, sink:
                     with lock:
                         acknowledged.extend(span_hex(s) for s in spans)
 
-    with serving(spool, maxim_env(sink), FAST) as serve:
+    # Mapping in a worker process: the crash must not leave it (or the forkserver) behind either.
+    with serving(spool, maxim_env(sink), [*FAST, "--map-workers", "1"]) as serve:
+        helpers = descendants(serve.process.pid)
+        assert helpers, "the mapping worker processes are running"
         clients = [threading.Thread(target=stream, args=(serve, traces[i::4])) for i in range(4)]
         for client in clients:
             client.start()
@@ -112,6 +116,10 @@ def test_kill_9_while_streaming_loses_nothing_acknowledged(tmp_path: Path, sink:
         for client in clients:
             client.join()
     assert 1500 <= len(acknowledged) < 4000
+    end = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in helpers) and time.monotonic() < end:
+        time.sleep(0.1)
+    assert not [pid for pid in helpers if Path(f"/proc/{pid}").exists()], "helper processes outlived the sidecar"
 
     with serving(spool, maxim_env(sink), FAST) as again:
         delivered = sink.wait_for(lambda s: set(acknowledged) <= set(s.entities_by_id()), timeout=30)

@@ -31,6 +31,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children...), from /proc."""
+    found: list[int] = []
+    pending = [pid]
+    while pending:
+        parent = pending.pop()
+        try:
+            tasks = list(Path(f"/proc/{parent}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                children = [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+            found.extend(children)
+            pending.extend(children)
+    return found
+
+
 def clean_environ(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The test's environment without any MAXIM_* setting, plus `extra`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAXIM_")}

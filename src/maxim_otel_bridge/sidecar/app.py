@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Mapping
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -87,12 +88,16 @@ class Sidecar:
         )
         dead_letters = DeadLetterFile(s.dead_letter_file)
         options = MappingOptions(max_value_chars=s.max_value_chars, unknown_provider=s.unknown_provider)
+        mapper: Mapper = InlineMapper(options)
         if s.map_workers:
             process_mapper = ProcessMapper(options, workers=s.map_workers)
-            process_mapper.warm_up()
-            mapper: Mapper = process_mapper
-        else:
-            mapper = InlineMapper(options)
+            try:
+                process_mapper.warm_up()
+            except BrokenProcessPool as exc:
+                logger.error("mapping worker processes did not start (%s): mapping in the shipping threads", exc)
+                process_mapper.close()
+            else:
+                mapper = process_mapper
         self.assembler = Assembler(
             self.spool,
             wait_s=s.assembly_wait,

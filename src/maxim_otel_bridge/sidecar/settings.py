@@ -339,10 +339,10 @@ SETTINGS: tuple[Setting, ...] = (
         "map_workers",
         "--map-workers",
         "MAXIM_BRIDGE_MAP_WORKERS",
-        1,
+        0,
         _non_negative_int,
         "Processes that map spans to Maxim entities, the most CPU-hungry step (0: in the shipping threads). "
-        "Worker processes let mapping use another core than receiving and spooling.",
+        "Worker processes let mapping use a core of its own when one is free, at about 50-100 MB each.",
     ),
     Setting(
         "send_timeout",
@@ -428,7 +428,7 @@ class SidecarSettings:
     batch_max_bytes: int = 4 * 1024**2
     ship_max_spans: int = 2000
     ship_concurrency: int = 2
-    map_workers: int = 1
+    map_workers: int = 0
     send_timeout: float = 10.0
     send_deadline: float = 5.0
     backoff_max: float = 60.0

@@ -20,9 +20,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import kubernetes_validate
-from compose_spec import PyCompose
 import pytest
 import yaml
+from compose_spec import PyCompose
 
 from maxim_otel_bridge import config
 from maxim_otel_bridge.cli import build_parser
@@ -161,6 +161,10 @@ def host_of(endpoint: str) -> str:
     return endpoint.rpartition(":")[0]
 
 
+def run_tool(argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, check=False, capture_output=True, text=True, timeout=timeout)
+
+
 def venv_tool(name: str) -> str:
     """A linter installed by the test extras (next to this interpreter), else one on PATH."""
     beside = Path(sys.executable).parent / name
@@ -257,7 +261,8 @@ def test_every_setting_the_image_sets_is_one_the_bridge_reads(image: Image) -> N
 
 
 def test_dockerignore_admits_only_what_the_build_copies() -> None:
-    patterns = [line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    lines = [line.strip() for line in DOCKERIGNORE.read_text().splitlines()]
+    patterns = [line for line in lines if line and not line.startswith("#")]
     assert patterns[0] == "*", "start from excluding everything, then admit what the build needs"
     admitted = {p[1:].rstrip("/") for p in patterns if p.startswith("!")}
     copied = {
@@ -271,7 +276,7 @@ def test_dockerignore_admits_only_what_the_build_copies() -> None:
 
 def test_hadolint_passes() -> None:
     binary = venv_tool("hadolint")
-    result = subprocess.run([binary, "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60)
+    result = run_tool([binary, "--no-color", str(DOCKERFILE)], timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -280,7 +285,7 @@ def test_hadolint_catches_a_root_user(tmp_path: Path) -> None:
     binary = venv_tool("hadolint")
     bad = tmp_path / "Dockerfile"
     bad.write_text("FROM debian:latest\nRUN apt-get install curl\nUSER root\n")
-    result = subprocess.run([binary, "--no-color", str(bad)], capture_output=True, text=True, timeout=60)
+    result = run_tool([binary, "--no-color", str(bad)], timeout=60)
     assert result.returncode != 0
     assert "DL3007" in result.stdout and "DL3002" in result.stdout
 
@@ -324,7 +329,8 @@ def test_compose_runs_the_bridge_as_the_image_defines_it(image: Image) -> None:
 
     plain = {name: value for name, value in env.items() if not value.startswith("${")}
     settings = effective_settings(image, plain)
-    assert {port_of(settings.grpc_endpoint), port_of(settings.http_endpoint), port_of(settings.admin_endpoint)} == image.exposed
+    endpoints = (settings.grpc_endpoint, settings.http_endpoint, settings.admin_endpoint)
+    assert {port_of(endpoint) for endpoint in endpoints} == image.exposed
     stop_grace = int(str(bridge["stop_grace_period"]).removesuffix("s"))
     assert stop_grace > settings.grace_period, "time to ship what is spooled before being killed"
 
@@ -576,7 +582,7 @@ def test_documented_command_check_catches_a_wrong_option() -> None:
 
 def test_container_smoke_script_passes_shellcheck() -> None:
     assert SMOKE.stat().st_mode & 0o111, "the smoke script is executable"
-    result = subprocess.run(["bash", "-n", str(SMOKE)], capture_output=True, text=True, timeout=30)
+    result = run_tool(["bash", "-n", str(SMOKE)], timeout=30)
     assert result.returncode == 0, result.stderr
-    result = subprocess.run([venv_tool("shellcheck"), str(SMOKE)], capture_output=True, text=True, timeout=60)
+    result = run_tool([venv_tool("shellcheck"), str(SMOKE)], timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

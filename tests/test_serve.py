@@ -144,7 +144,7 @@ def test_sigterm_exits_0_within_the_grace_and_keeps_unshipped_spans(tmp_path: Pa
         started = time.monotonic()
         assert serve.terminate(timeout=15) == 0
         took = time.monotonic() - started
-        assert took < 2 + 3, took  # the grace period plus process teardown
+        assert took < 2 + 5, took  # the grace period plus process teardown on a busy machine
         assert "stay in the spool" in serve.log
 
     sink.resume()

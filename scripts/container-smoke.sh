@@ -55,7 +55,7 @@ command -v debootstrap >/dev/null || missing+=(debootstrap)
 if [ "${#missing[@]}" -gt 0 ]; then
   step "installing ${missing[*]} with apt"
   apt-get update -q || die "apt-get update failed"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" \
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" \
     || die "could not install ${missing[*]} with apt"
 fi
 

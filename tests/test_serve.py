@@ -191,6 +191,9 @@ def test_a_full_spool_answers_503_and_unavailable_and_loses_nothing(tmp_path: Pa
             assert retry_info.retry_delay.seconds >= 1
 
         assert serve.readyz()[1]["spool"]["full"] is True
+        metrics = serve.get("/metrics")[1].decode()
+        assert 'maxim_bridge_receiver_refused_spans_total{reason="overloaded",receiver="http"} 10.0' in metrics
+        assert 'maxim_bridge_receiver_refused_spans_total{reason="overloaded",receiver="grpc"} 10.0' in metrics
 
         sink.resume()
         assert sink.wait_for(lambda s: set(acknowledged) <= set(s.entities_by_id()), timeout=30)

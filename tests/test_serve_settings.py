@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,12 @@ def test_a_spool_that_is_not_a_database_exits_1_naming_the_problem(tmp_path: Pat
     assert proc.returncode == 1
     assert "cannot start" in proc.stderr and "not a database" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_serve_script_passes_shellcheck() -> None:
+    shellcheck = Path(sys.executable).with_name("shellcheck")
+    proc = subprocess.run(
+        [str(shellcheck), str(ROOT / "scripts" / "serve.sh")], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (ROOT / "scripts" / "serve.sh").stat().st_mode & 0o111, "scripts/serve.sh is executable"

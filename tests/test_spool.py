@@ -194,12 +194,16 @@ def test_complete_deletes_delivered_rows_and_remembers_placements(spool: Spool, 
     left = spool.read_trace(trace_id(6), 100)
     assert [s.record for s in left] == [late]
     assert spool.known(trace_id(6)) == placements
-    # The trace's age restarts from the late span and it has no root: it waits again.
-    assert spool.ready_traces(10, wait_s=5) == []
-    clock.advance(5)
+    # Its parent is placed: the late span need not wait for a root that already went.
     assert spool.ready_traces(10, wait_s=5) == [trace_id(6)]
     spool.complete({trace_id(6): ([s.seq for s in left], {})})
     assert spool.stats().traces == 0 and spool.stats().spans == 0
+    # Later still, a span of the shipped trace arrives: ready at once for the same reason.
+    spool.accept_spans([generation(6, 10, 2)])
+    assert spool.ready_traces(10, wait_s=5) == [trace_id(6)]
+    # A trace never shipped still waits for its root (or the wait).
+    spool.accept_spans([generation(60, 2, 1)])
+    assert spool.ready_traces(10, wait_s=5) == [trace_id(6)]
 
 
 def test_placements_are_forgotten_after_the_retention(spool: Spool, clock: FakeWallClock) -> None:

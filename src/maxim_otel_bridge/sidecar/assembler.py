@@ -1,8 +1,9 @@
 """Trace assembly: take the traces that are ready out of the spool, whole, and map each to Maxim entities.
 
 A trace is ready when its local root has arrived (no parent, or a server/consumer span whose parent ran in
-another service: see `spool.is_local_root`), or when its oldest span has waited `wait_s` (a long-running
-agent's root ends late: what has arrived ships as a part, the rest follows in later parts). Each trace is
+another service: see `spool.is_local_root`), when it shipped a part before (late spans go at once), or when
+its oldest span has waited `wait_s` (a long-running agent's root ends late: what has arrived ships as a part,
+the rest follows in later parts). Each trace is
 mapped on its own with the placements of its spans shipped before (`known`, persisted in the spool), so a
 late child hangs under the parent sent minutes ago, even across a restart.
 

@@ -4,8 +4,9 @@ One SQLite file (`spool.sqlite3`) in WAL mode inside a 0700 directory. Tables:
 
 - `spans`: one row per span, the record as one orjson blob, unique by (trace_id, span_id) (a span sent twice
   is stored once), rowid = arrival order.
-- `traces`: per waiting trace, when its first span arrived and whether its local root has arrived: the
-  assembler asks "which traces are ready" with one indexed query, so RAM holds no per-trace state.
+- `traces`: per waiting trace, when its first span arrived and whether it is ready (its local root has
+  arrived, or it shipped a part before): the assembler asks "which traces are ready" with one indexed
+  query, so RAM holds no per-trace state.
 - `placements`: where each shipped span went (entity type and parent), kept `placement_retention` seconds so
   a late span of a trace hangs under the right parent even after a restart.
 
@@ -76,8 +77,11 @@ _INSERT_SPAN = (
     "INSERT INTO spans (trace_id, span_id, received_ns, local_root, body) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (trace_id, span_id) DO NOTHING"
 )
+# A trace that already shipped a part is ready as soon as more of its spans arrive: their parents were
+# either shipped (the mapping links to them through the stored placements) or come with them.
 _UPSERT_TRACE = (
-    "INSERT INTO traces (trace_id, first_ns, root_seen) VALUES (?, ?, ?) "
+    "INSERT INTO traces (trace_id, first_ns, root_seen) "
+    "VALUES (?1, ?2, ?3 OR EXISTS (SELECT 1 FROM placements WHERE trace_id = ?1)) "
     "ON CONFLICT (trace_id) DO UPDATE SET root_seen = max(root_seen, excluded.root_seen)"
 )
 
@@ -342,9 +346,12 @@ class Spool:
                     if remaining[0] is None:
                         connection.execute("DELETE FROM traces WHERE trace_id = ?", (trace_id,))
                     else:
+                        # Spans that arrived while this part was being shipped: ready now if the part placed
+                        # anything (their parents are known), else ready as their own root flags say.
+                        root_seen = 1 if placements else remaining[1]
                         connection.execute(
                             "UPDATE traces SET first_ns = ?, root_seen = ? WHERE trace_id = ?",
-                            (remaining[0], remaining[1], trace_id),
+                            (remaining[0], root_seen, trace_id),
                         )
                 connection.execute("COMMIT")
             except BaseException:

@@ -238,14 +238,22 @@ class Spool:
                 if not self._queue and self._closed:
                     return
                 group, self._queue = self._queue, []
-            ok = self._write_group(group)
-            with self._cond:
-                self._pending_bytes -= sum(p.size for p in group)
+            ok = False
+            try:
+                ok = self._write_group(group)
                 if ok:
-                    self._used_bytes = self._measure_bytes(self._writer)
-            for pending in group:
-                pending.ok = ok
-                pending.done.set()
+                    used = self._measure_bytes(self._writer)
+                    with self._cond:
+                        self._used_bytes = used
+            except sqlite3.Error as exc:
+                logger.error("spool size could not be measured: %s", exc)
+            finally:
+                # Whatever happened, every waiting receiver gets its answer: none may hang.
+                with self._cond:
+                    self._pending_bytes -= sum(p.size for p in group)
+                for pending in group:
+                    pending.ok = ok
+                    pending.done.set()
 
     def _write_group(self, group: list[_Pending]) -> bool:
         connection = self._writer

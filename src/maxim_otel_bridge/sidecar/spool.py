@@ -197,6 +197,8 @@ class Spool:
         with self._cond:
             if not self._intake_open:
                 return AcceptResult(Verdict.SHUTTING_DOWN, 1.0)
+            if not self._thread.is_alive():
+                return AcceptResult(Verdict.OVERLOADED, OVERLOADED_RETRY_AFTER_S)  # nothing would write it
             # Refuse once the cap is reached, not when this request would cross it: a request larger than the
             # room left (or than the whole cap) is still taken while there is room, never refused forever.
             if self._used_bytes + self._pending_bytes >= self.max_bytes:
@@ -393,7 +395,7 @@ class Spool:
     @property
     def writable(self) -> bool:
         """False after a failed write until a write succeeds again, or once closed."""
-        return self._write_ok and not self._closed and os.access(self.directory, os.W_OK)
+        return self._write_ok and self._thread.is_alive() and not self._closed and os.access(self.directory, os.W_OK)
 
     def _measure_bytes(self, connection: sqlite3.Connection) -> int:
         # Live pages only: deleted rows free pages that new rows reuse, so this is what the cap should see.

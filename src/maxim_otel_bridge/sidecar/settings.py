@@ -323,9 +323,10 @@ SETTINGS: tuple[Setting, ...] = (
         "ship_max_spans",
         "--ship-max-spans",
         "MAXIM_BRIDGE_SHIP_MAX_SPANS",
-        2000,
+        1000,
         _positive_int,
-        "Spans taken from the spool for one send (whole ready traces, several requests if needed).",
+        "Spans taken from the spool for one send (whole ready traces, several requests if needed); bounds the "
+        "memory a send holds.",
     ),
     Setting(
         "ship_concurrency",
@@ -426,7 +427,7 @@ class SidecarSettings:
     http_max_request_bytes: int = DEFAULT_HTTP_MAX_REQUEST_BYTES
     batch_max_entities: int = 500
     batch_max_bytes: int = 4 * 1024**2
-    ship_max_spans: int = 2000
+    ship_max_spans: int = 1000
     ship_concurrency: int = 2
     map_workers: int = 0
     send_timeout: float = 10.0

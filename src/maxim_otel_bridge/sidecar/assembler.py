@@ -128,4 +128,4 @@ class Assembler:
             return AssembledTrace(out.trace_id, seqs, [], {}, mapping_failed=True)
         for line in out.skipped:
             logger.warning("trace %s: span skipped: %s", out.trace_id, line)
-        return AssembledTrace(out.trace_id, seqs, out.entities(), out.placement_objects())
+        return AssembledTrace(out.trace_id, seqs, out.entities, out.placements)

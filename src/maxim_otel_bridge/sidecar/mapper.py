@@ -47,18 +47,12 @@ class TraceInput:
 @dataclass(frozen=True, slots=True)
 class TraceOutput:
     trace_id: str
-    entities_json: bytes
-    """The entities as one JSON array (parents first)."""
-    placements: dict[str, tuple[str, str | None]]
+    entities: list[dict]
+    """Parents first."""
+    placements: dict[str, Placement]
     skipped: tuple[str, ...] = ()
     error: str | None = None
     """Set when the mapping raised; then there are no entities."""
-
-    def entities(self) -> list[dict]:
-        return orjson.loads(self.entities_json)
-
-    def placement_objects(self) -> dict[str, Placement]:
-        return {span_id: Placement(kind, parent) for span_id, (kind, parent) in self.placements.items()}
 
 
 def decode_records(blobs: Sequence[bytes]) -> list[SpanRecord]:
@@ -72,13 +66,41 @@ def map_traces(inputs: Sequence[TraceInput], options: MappingOptions) -> list[Tr
         known = {span_id: Placement(kind, parent) for span_id, (kind, parent) in item.known.items()}
         try:
             part = map_trace_part(decode_records(item.blobs), options, known)
-            entities_json = orjson.dumps(part.entities)
-        except Exception as exc:
-            outputs.append(TraceOutput(item.trace_id, b"[]", {}, error=repr(exc)))
+        except Exception as exc:  # noqa: BLE001 - one trace's mapping bug must not stop the others (nor the spool)
+            outputs.append(TraceOutput(item.trace_id, [], {}, error=repr(exc)))
             continue
-        placements = {span_id: (p.entity_type, p.parent) for span_id, p in part.placements.items()}
-        outputs.append(TraceOutput(item.trace_id, entities_json, placements, tuple(part.skipped)))
+        outputs.append(TraceOutput(item.trace_id, part.entities, part.placements, tuple(part.skipped)))
     return outputs
+
+
+_Packed = tuple[str, bytes, dict[str, tuple[str, "str | None"]], tuple[str, ...], "str | None"]
+
+
+def _map_packed(inputs: Sequence[TraceInput], options: MappingOptions) -> list[_Packed]:
+    """`map_traces` in a worker: the entities cross the process boundary as one JSON document per trace."""
+    return [
+        (
+            out.trace_id,
+            orjson.dumps(out.entities),
+            {span_id: (p.entity_type, p.parent) for span_id, p in out.placements.items()},
+            out.skipped,
+            out.error,
+        )
+        for out in map_traces(inputs, options)
+    ]
+
+
+def _unpack(packed: list[_Packed]) -> list[TraceOutput]:
+    return [
+        TraceOutput(
+            trace_id,
+            orjson.loads(entities_json),
+            {span_id: Placement(kind, parent) for span_id, (kind, parent) in placements.items()},
+            skipped,
+            error,
+        )
+        for trace_id, entities_json, placements, skipped, error in packed
+    ]
 
 
 class Mapper(Protocol):
@@ -145,13 +167,13 @@ class ProcessMapper:
 
     def warm_up(self) -> None:
         """Start the workers now (importing the mapping takes a moment) instead of at the first trace."""
-        for future in [self._pool.submit(map_traces, [], self.options) for _ in range(self.workers)]:
+        for future in [self._pool.submit(_map_packed, [], self.options) for _ in range(self.workers)]:
             future.result()
 
     def map(self, inputs: Sequence[TraceInput]) -> list[TraceOutput]:
         pool = self._pool
         try:
-            return pool.submit(map_traces, list(inputs), self.options).result()
+            return _unpack(pool.submit(_map_packed, list(inputs), self.options).result())
         except BrokenProcessPool:
             # A worker died (killed, out of memory): map this batch here and start fresh workers.
             with self._lock:

@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 SPOOL_FILE = "spool.sqlite3"
 
+_IN_CHUNK = 500
+"""Trace ids per `IN (...)` query (SQLite allows 32,766 parameters; smaller statements cache better)."""
+
 OVERLOADED_RETRY_AFTER_S = 5.0
 """Retry delay advertised when the spool is over its cap: long enough for a few sends to Maxim to drain it."""
 
@@ -159,7 +162,9 @@ class Spool:
         self._writer = _connect(self.path, synchronous)
         self._writer.executescript(_SCHEMA)
         self._page_size = self._writer.execute("PRAGMA page_size").fetchone()[0]
-        self._reader = _connect(self.path, synchronous)
+        # Deletes and placements need no fsync of their own: losing the last of them to a power cut only
+        # means spans are sent again (Maxim merges by id). The next intake commit (FULL) syncs them anyway.
+        self._reader = _connect(self.path, "normal")
         self._reader_lock = threading.Lock()
         self._used_bytes = self._measure_bytes(self._writer)
         self._pending_bytes = 0
@@ -339,30 +344,43 @@ class Spool:
         if not done:
             return
         now = self._now_ns()
+        trace_ids = list(done)
+        placement_rows = [
+            (trace_id, span_id, p.entity_type, p.parent, now)
+            for trace_id, (_, placements) in done.items()
+            for span_id, p in placements.items()
+        ]
         with self._reader_lock:
             connection = self._reader
             connection.execute("BEGIN IMMEDIATE")
             try:
-                for trace_id, (seqs, placements) in done.items():
-                    connection.executemany("DELETE FROM spans WHERE seq = ?", [(seq,) for seq in seqs])
-                    connection.executemany(
-                        "INSERT OR REPLACE INTO placements (trace_id, span_id, entity_type, parent, shipped_ns) "
-                        "VALUES (?, ?, ?, ?, ?)",
-                        [(trace_id, span_id, p.entity_type, p.parent, now) for span_id, p in placements.items()],
-                    )
-                    remaining = connection.execute(
-                        "SELECT min(received_ns), max(local_root) FROM spans WHERE trace_id = ?", (trace_id,)
-                    ).fetchone()
-                    if remaining[0] is None:
-                        connection.execute("DELETE FROM traces WHERE trace_id = ?", (trace_id,))
-                    else:
-                        # Spans that arrived while this part was being shipped: ready now if the part placed
-                        # anything (their parents are known), else ready as their own root flags say.
-                        root_seen = 1 if placements else remaining[1]
-                        connection.execute(
-                            "UPDATE traces SET first_ns = ?, root_seen = ? WHERE trace_id = ?",
-                            (remaining[0], root_seen, trace_id),
-                        )
+                connection.executemany(
+                    "DELETE FROM spans WHERE seq = ?", [(seq,) for seqs, _ in done.values() for seq in seqs]
+                )
+                connection.executemany(
+                    "INSERT OR REPLACE INTO placements (trace_id, span_id, entity_type, parent, shipped_ns) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    placement_rows,
+                )
+                remaining: dict[str, tuple[int, int]] = {}
+                for start in range(0, len(trace_ids), _IN_CHUNK):
+                    chunk = trace_ids[start : start + _IN_CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    for trace_id, first_ns, local_root in connection.execute(
+                        f"SELECT trace_id, min(received_ns), max(local_root) FROM spans "  # only "?" marks are formatted in
+                        f"WHERE trace_id IN ({marks}) GROUP BY trace_id",
+                        chunk,
+                    ):
+                        remaining[trace_id] = (first_ns, local_root)
+                connection.executemany(
+                    "DELETE FROM traces WHERE trace_id = ?", [(t,) for t in trace_ids if t not in remaining]
+                )
+                # Spans that arrived while a part was being shipped: ready now if the part placed anything
+                # (their parents are known), else ready as their own root flags say.
+                connection.executemany(
+                    "UPDATE traces SET first_ns = ?, root_seen = ? WHERE trace_id = ?",
+                    [(first_ns, 1 if done[t][1] else local_root, t) for t, (first_ns, local_root) in remaining.items()],
+                )
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")

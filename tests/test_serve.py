@@ -230,3 +230,29 @@ def test_without_an_api_key_spans_go_to_the_embedded_local_store(tmp_path: Path)
     warnings = [line for line in serve.log.splitlines() if "embedded local store" in line]
     assert len(warnings) == 1 and "WARNING" in warnings[0]
     assert (spool / "local-store.sqlite3").exists()
+
+
+def test_the_auth_token_setting_reaches_the_receivers(tmp_path: Path, sink: BatchSink) -> None:
+    import grpc
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    token = "otlp-token-314159"
+    traces = make_spans(1)
+    with serving(tmp_path / "spool", maxim_env(sink), [*FAST, "--auth-token", token]) as serve:
+        anonymous = HttpSpanExporter(endpoint=f"{serve.http_url}/v1/traces", timeout=5)
+        assert anonymous.export(traces[0]) is SpanExportResult.FAILURE
+        anonymous.shutdown()
+        request = trace_service_pb2.ExportTraceServiceRequest.FromString(otlp_body(traces[0]))
+        with grpc.insecure_channel(f"127.0.0.1:{serve.grpc_port}") as channel, pytest.raises(grpc.RpcError) as refused:
+            trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=5)
+        assert refused.value.code() is grpc.StatusCode.UNAUTHENTICATED
+        assert serve.readyz()[1]["spool"]["spans"] == 0  # nothing refused was stored
+
+        exporter = HttpSpanExporter(
+            endpoint=f"{serve.http_url}/v1/traces", timeout=5, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert exporter.export(traces[0]) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+        assert sink.wait_for_entities([span_hex(s) for s in traces[0]], timeout=15)
+        assert serve.terminate() == 0
+    assert token not in serve.log

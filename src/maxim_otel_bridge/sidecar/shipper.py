@@ -217,6 +217,8 @@ class Shipper:
         while clock() < self._flush_deadline:
             if self.spool.next_due_s(0.0) is None and self.assembler.in_flight == 0:
                 break
+            if self.gate.status().state == "auth_failed":
+                break  # Maxim refuses the key: waiting out the grace period cannot deliver anything
             time.sleep(0.05)
         self.stop()
         return self.spool.next_due_s(0.0) is None

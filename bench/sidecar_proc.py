@@ -218,7 +218,7 @@ class SidecarProcess:
             self._log.close()
         return code
 
-    def __enter__(self) -> SidecarProcess:
+    def __enter__(self) -> SidecarProcess:  # noqa: PYI034 - not subclassed
         self.start()
         return self
 

@@ -81,7 +81,7 @@ class _Counts:
 
 
 def _response(status: int, body: bytes, content_type: str = "application/json") -> bytes:
-    reason = {200: "OK", 404: "Not Found", 413: "Too Large", 503: "Service Unavailable"}
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 413: "Too Large", 503: "Service Unavailable"}
     head = (
         f"HTTP/1.1 {status} {reason.get(status, 'Error')}\r\ncontent-type: {content_type}\r\n"
         f"content-length: {len(body)}\r\n\r\n"
@@ -115,8 +115,11 @@ async def _connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
                     counts.refused += 1
                     reply = _response(503, b'{"success":false}')
                 else:
-                    counts.take(body, time.monotonic())
-                    reply = _response(200, ok)
+                    try:
+                        counts.take(body, time.monotonic())
+                        reply = _response(200, ok)
+                    except (ValueError, AttributeError) as exc:  # not JSON, or not an object with "logs"
+                        reply = _response(400, orjson.dumps({"success": False, "error": {"message": str(exc)}}))
             elif method == "POST" and path == OTLP_HTTP_PATH:
                 # The official OTLP/HTTP exporter's request, counted unparsed; empty protobuf = full success.
                 counts.requests += 1
@@ -194,7 +197,7 @@ class SinkProcess:
         self.port = 0
         self._process: subprocess.Popen[str] | None = None
 
-    def __enter__(self) -> SinkProcess:
+    def __enter__(self) -> SinkProcess:  # noqa: PYI034 - not subclassed
         self.start()
         return self
 

@@ -3,6 +3,7 @@
     python bench/run.py            # the full run (a few minutes), 60 s destination outage
     python bench/run.py --quick    # under two minutes: shorter phases, 15 s outage (said so in the output)
     python bench/run.py --profile  # also record the sidecar under py-spy and print its hot spots
+                                   # (--profile-raw FILE keeps the raw profile for bench/hotspots.py)
 
 Everything is measured side by side in one run, on one span set (`spanset.py`: 1,000 agent traces of 10
 spans, openai-v2 attributes), and reported as ratios or throughputs:
@@ -326,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="maxim-otel-bridge benchmarks")
     parser.add_argument("--quick", action="store_true", help="a run under two minutes (15 s outage)")
     parser.add_argument("--profile", action="store_true", help="record the sidecar under py-spy (throughput phase)")
+    parser.add_argument(
+        "--profile-raw",
+        type=Path,
+        default=None,
+        help="with --profile: keep py-spy's raw profile here (bench/hotspots.py reads it)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
     args = parser.parse_args(argv)
     plan = Plan.make(args.quick)
@@ -356,9 +363,9 @@ def main(argv: list[str] | None = None) -> int:
         hot = None
         if profile_path is not None and profile_path.exists():
             hot = profile_summary(profile_path)
-            kept = args.output.with_name("sidecar-profile.txt")
-            kept.write_bytes(profile_path.read_bytes())
-            hot["raw_profile"] = str(kept)
+            if args.profile_raw is not None:
+                args.profile_raw.write_bytes(profile_path.read_bytes())
+                hot["raw_profile"] = str(args.profile_raw)
 
     results: dict[str, Any] = {
         "quick": plan.quick,

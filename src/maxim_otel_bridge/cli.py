@@ -1,7 +1,7 @@
 """The `maxim-otel-bridge` command: argument parsing and dispatch only.
 
 Each subcommand lives in the module that owns it and exposes `add_arguments(parser)` and
-`run(args) -> int`; they are imported lazily so `--help` stays fast.
+`run(args) -> int`; the parser imports each of them to learn its arguments.
 """
 
 from __future__ import annotations

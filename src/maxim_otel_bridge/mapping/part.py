@@ -73,15 +73,17 @@ def _map_one_trace(
         record = records[span_id]
         kind = kinds[span_id]
         parent = plan.placements[span_id].parent
-        where = Where(trace_id, parent, include_resource=root is None or record.resource != root.resource)
+        include_resource = root is None or (record.resource is not root.resource and record.resource != root.resource)
+        where = Where(trace_id, parent, include_resource=include_resource)
         entity = BUILDERS[kind](record, where, options)
         span_entities.append(entity)
         if record is root:
             root_entity = entity
-        skip = set(consumed_event_names(kind))
-        if error_info(record) is not None:
-            skip.add(EXCEPTION_EVENT)
-        span_entities.extend(event_entities(record, trace_id, span_id if kind == SPAN else parent, skip))
+        if record.events:
+            skip = consumed_event_names(kind)
+            if error_info(record) is not None:
+                skip = skip | {EXCEPTION_EVENT}
+            span_entities.extend(event_entities(record, trace_id, span_id if kind == SPAN else parent, skip))
 
     original_session_id = _session_id(records, root, plan.order)
     session_id = safe_id(original_session_id) if original_session_id is not None else None

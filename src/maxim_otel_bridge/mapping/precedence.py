@@ -6,11 +6,11 @@ The order follows conventions.md section 7. To support a new convention, write a
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from maxim_otel_bridge.mapping.candidates import (
     Convention,
+    Reader,
     RetrievalInfo,
     ToolInfo,
     Usage,
@@ -84,21 +84,21 @@ ALL_CONVENTIONS: tuple[Convention, ...] = tuple(
 )
 
 
+# Each field's readers, resolved once: `first` runs for every field of every span, and looking each reader
+# up on its convention (and skipping the conventions without one) cost more than most readers themselves.
+_READERS: dict[str, tuple[Reader, ...]] = {
+    field: tuple(reader for reader in (getattr(c, field) for c in order) if reader is not None)
+    for field, order in PRECEDENCE.items()
+}
+
+
 def _candidates(field: str, record: SpanRecord) -> list[Any]:
-    values = []
-    for convention in PRECEDENCE[field]:
-        reader = getattr(convention, field)
-        if reader is not None:
-            values.append(reader(record))
-    return values
+    return [reader(record) for reader in _READERS[field]]
 
 
 def first(field: str, record: SpanRecord) -> Any:
     """The first convention's value for `field` on this span, or None when no convention has one."""
-    for convention in PRECEDENCE[field]:
-        reader = getattr(convention, field)
-        if reader is None:
-            continue
+    for reader in _READERS[field]:
         value = reader(record)
         if value is not None:
             return value
@@ -132,11 +132,30 @@ def read_retrieval(record: SpanRecord) -> RetrievalInfo:
     return RetrievalInfo(**merged)
 
 
+def _resource_view(record: SpanRecord) -> SpanRecord:
+    """The span's resource attributes in a record of their own, so the span's readers read them unchanged.
+
+    Session and user readers look at attributes only; every span of a process shares one resource, so the
+    view is made once per resource object, not once per span and field.
+    """
+    global _last_view
+    resource = record.resource
+    cached = _last_view
+    if cached is not None and cached[0] is resource:
+        return cached[1]
+    view = SpanRecord(trace_id="", span_id="", parent_span_id=None, name="", start_ns=0, end_ns=0, attributes=resource)
+    _last_view = (resource, view)  # one reference swap: safe to race, the worst case is a rebuilt view
+    return view
+
+
+_last_view: tuple[Any, SpanRecord] | None = None
+
+
 def _on_span_then_resource(field: str, record: SpanRecord) -> str | None:
     value = first(field, record)
     if value is None and record.resource:
         # Resource attributes read through the same readers: only the attribute source changes.
-        value = first(field, replace(record, attributes=record.resource, events=()))
+        value = first(field, _resource_view(record))
     return value
 
 
@@ -148,13 +167,36 @@ def read_user_id(record: SpanRecord) -> str | None:
     return _on_span_then_resource("user_id", record)
 
 
+_consumed_memo: dict[str, dict[str, bool]] = {}
+_MEMO_KEYS = 65_536
+"""Attribute keys remembered per entity type; past it the memo starts over (keys can be unbounded junk)."""
+
+
 def consumed_attribute(entity_type: str, key: str) -> bool:
-    return any(c.consumes is not None and c.consumes(entity_type, key) for c in ALL_CONVENTIONS)
+    """Whether an entity of this type already carries the attribute `key` (so metadata leaves it out).
+
+    Memoized: the answer depends only on the conventions, and every attribute of every span asks it.
+    """
+    memo = _consumed_memo.get(entity_type)
+    if memo is None:
+        memo = _consumed_memo.setdefault(entity_type, {})
+    answer = memo.get(key)
+    if answer is None:
+        if len(memo) >= _MEMO_KEYS:
+            memo.clear()
+        answer = memo[key] = any(c.consumes is not None and c.consumes(entity_type, key) for c in ALL_CONVENTIONS)
+    return answer
+
+
+_consumed_events: dict[str, frozenset[str]] = {}
 
 
 def consumed_event_names(entity_type: str) -> frozenset[str]:
     """Events whose content an entity of this type carries (not repeated as event entities)."""
-    names: set[str] = set()
-    for convention in ALL_CONVENTIONS:
-        names |= convention.consumed_events.get(entity_type, frozenset())
-    return frozenset(names)
+    names = _consumed_events.get(entity_type)
+    if names is None:
+        collected: set[str] = set()
+        for convention in ALL_CONVENTIONS:
+            collected |= convention.consumed_events.get(entity_type, frozenset())
+        names = _consumed_events[entity_type] = frozenset(collected)
+    return names

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
 from maxim_otel_bridge.mapping import MappedPart, MappingOptions, map_trace_part
@@ -41,6 +43,7 @@ from maxim_otel_bridge.mapping.provider import normalize_provider
 from maxim_otel_bridge.mapping.result import completion_result
 from maxim_otel_bridge.mapping.usage import usage_object
 from maxim_otel_bridge.mapping.values import (
+    is_bounded,
     TRUNCATION_MARKER,
     bound_value,
     truncate_text,
@@ -162,6 +165,31 @@ def test_references_are_never_truncated() -> None:
     assert bounded["id"] == "x" * 30 and bounded["error"]["errorId"] == "e" * 30
     assert bounded["messages"][0]["tool_call_id"] == "c" * 30
     assert bounded["error"]["errorMessage"] == "m" * 10 + TRUNCATION_MARKER.format(dropped=20)
+
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12) | st.binary(max_size=3),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.tuples(inner)
+    | st.dictionaries(st.sampled_from(["id", "spanId", "content", 1]) | st.text(max_size=3), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(_JSONISH, st.integers(min_value=1, max_value=8))
+def test_a_value_called_bounded_is_what_bounding_would_give(value, limit) -> None:
+    if is_bounded(value, limit):
+        bounded = bound_value(value, limit)
+        assert bounded == value and json.dumps(bounded) == json.dumps(value)
+
+
+def test_values_bounding_would_change_are_not_bounded() -> None:
+    assert is_bounded({"id": "x" * 30, "messages": [{"content": "short", "n": 1, "f": 0.5}]}, 10)
+    assert not is_bounded({"messages": [{"content": "x" * 11}]}, 10)
+    assert not is_bounded({"a": [float("nan")]}, 10)
+    assert not is_bounded({3: "a"}, 10)
+    assert not is_bounded({"a": ("tuple",)}, 10)
+    assert not is_bounded({"a": b"raw"}, 10)
 
 
 @pytest.mark.parametrize("bad", [{"max_value_chars": 0}, {"max_value_chars": True}, {"unknown_provider": "cohere"}])

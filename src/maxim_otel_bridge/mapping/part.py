@@ -20,7 +20,7 @@ from maxim_otel_bridge.mapping.ids import is_valid_id, safe_id
 from maxim_otel_bridge.mapping.options import MappedPart, MappingOptions, Placement
 from maxim_otel_bridge.mapping.precedence import consumed_event_names, read_session_id
 from maxim_otel_bridge.mapping.tree import layout
-from maxim_otel_bridge.mapping.values import bound_value
+from maxim_otel_bridge.mapping.values import bound_value, is_bounded
 from maxim_otel_bridge.record import SpanRecord
 
 __all__ = ["map_trace_part"]
@@ -94,7 +94,8 @@ def _map_one_trace(
     entities.extend(placeholder_span_entity(span_id, trace_id) for span_id in plan.placeholders)
     entities.extend(span_entities)
     limit = options.max_value_chars
-    return MappedPart(entities=[bound_value(entity, limit) for entity in entities], placements=plan.placements)
+    bounded = [entity if is_bounded(entity, limit) else bound_value(entity, limit) for entity in entities]
+    return MappedPart(entities=bounded, placements=plan.placements)
 
 
 def map_trace_part(

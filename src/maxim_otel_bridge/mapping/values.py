@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["TRUNCATION_MARKER", "bound_value", "tag_value", "to_json_text", "to_text", "truncate_text"]
+__all__ = ["TRUNCATION_MARKER", "bound_value", "is_bounded", "tag_value", "to_json_text", "to_text", "truncate_text"]
 
 TRUNCATION_MARKER = "...[truncated {dropped} chars]"
 """Appended to a string cut at the limit; `dropped` is how many characters were removed."""
@@ -70,6 +70,46 @@ def bound_value(value: Any, limit: int, _depth: int = 0) -> Any:
     if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
         return [bound_value(v, limit, _depth + 1) for v in value]
     return truncate_text(str(value), limit)
+
+
+def is_bounded(value: Any, limit: int, _depth: int = 0) -> bool:
+    """True when `bound_value(value, limit)` would change nothing, so `value` can be sent as it is.
+
+    Checking allocates nothing, while the copy allocates as much as the value holds (and the garbage
+    collector then walks it): nearly every entity fits its limits, so the copy is made only for those that
+    do not.
+    """
+    kind = type(value)
+    if kind is dict:
+        if _depth >= _MAX_DEPTH:
+            return False
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            item = type(v)
+            if item is str:
+                if len(v) > limit > 0 and k not in ID_KEYS:
+                    return False
+            elif not (item is int or v is None or item is bool or is_bounded(v, limit, _depth + 1)):
+                return False
+        return True
+    if kind is list:
+        if _depth >= _MAX_DEPTH:
+            return False
+        for v in value:
+            if type(v) is str:
+                if len(v) > limit > 0:
+                    return False
+            elif not is_bounded(v, limit, _depth + 1):
+                return False
+        return True
+    if isinstance(value, str):
+        return not len(value) > limit > 0
+    if value is None or isinstance(value, (bool, int)):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return False
 
 
 def _default(value: Any) -> Any:

@@ -43,9 +43,10 @@ from maxim_otel_bridge.mapping.provider import normalize_provider
 from maxim_otel_bridge.mapping.result import completion_result
 from maxim_otel_bridge.mapping.usage import usage_object
 from maxim_otel_bridge.mapping.values import (
-    is_bounded,
     TRUNCATION_MARKER,
     bound_value,
+    is_bounded,
+    to_json_text,
     truncate_text,
 )
 from maxim_otel_bridge.record import EventRecord, SpanRecord, StatusCode
@@ -165,6 +166,27 @@ def test_references_are_never_truncated() -> None:
     assert bounded["id"] == "x" * 30 and bounded["error"]["errorId"] == "e" * 30
     assert bounded["messages"][0]["tool_call_id"] == "c" * 30
     assert bounded["error"]["errorMessage"] == "m" * 10 + TRUNCATION_MARKER.format(dropped=20)
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 2, max_value=2**64 + 2)
+    | st.integers(max_value=-(2**63) + 2, min_value=-(2**63) - 2)
+    | st.floats()
+    | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(_JSON_VALUES)
+def test_json_text_is_the_stdlib_rendering(value) -> None:
+    stdlib = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    assert to_json_text(value) == stdlib
+    parsed = parse_json(stdlib)
+    assert parsed.ok and repr(parsed.value) == repr(json.loads(stdlib))
 
 
 _JSONISH = st.recursive(

@@ -11,6 +11,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 __all__ = ["TRUNCATION_MARKER", "bound_value", "is_bounded", "tag_value", "to_json_text", "to_text", "truncate_text"]
 
 TRUNCATION_MARKER = "...[truncated {dropped} chars]"
@@ -116,10 +118,36 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=_default)
+_ORJSON_INTS = (-(2**63), 2**64)
+
+
+def _orjson_renders_alike(value: Any, depth: int = 0) -> bool:
+    """True when orjson renders `value` exactly as the stdlib encoder does: only strings, integers that fit
+    64 bits, booleans, None, lists, tuples and string-keyed dicts (floats are written differently)."""
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is int:
+        return _ORJSON_INTS[0] <= value < _ORJSON_INTS[1]
+    if depth > 64:
+        return False
+    if kind is dict:
+        return all(type(k) is str and _orjson_renders_alike(v, depth + 1) for k, v in value.items())
+    if kind is list or kind is tuple:
+        return all(_orjson_renders_alike(v, depth + 1) for v in value)
+    return False
+
+
 def to_json_text(value: Any) -> str:
     """Compact, key-stable JSON text of any value (non-JSON objects rendered with `str`)."""
+    if _orjson_renders_alike(value):
+        try:
+            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        except TypeError:
+            pass  # a lone surrogate in a string: the stdlib writes it as it is
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=_default)
+        return _ENCODER.encode(value)
     except (ValueError, RecursionError):
         # NaN inside strict JSON or a self-referencing container: fall back to a readable rendering.
         return str(value)

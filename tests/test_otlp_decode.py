@@ -106,6 +106,19 @@ def test_records_from_the_sdk_encoder_equal_the_in_process_records() -> None:
     assert decoded.rejected == 0
 
 
+def test_spans_of_different_resources_keep_their_own_resource() -> None:
+    memory = InMemorySpanExporter()
+    for service in ("a", "b", "a"):
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+        with provider.get_tracer("t").start_as_current_span(service):
+            pass
+
+    records = [from_readable_span(span) for span in memory.get_finished_spans()]
+
+    assert [(r.name, r.resource["service.name"]) for r in records] == [("a", "a"), ("b", "b"), ("a", "a")]
+
+
 def test_empty_requests_decode_to_nothing() -> None:
     for decoded in (
         decode_trace_request_protobuf(b""),

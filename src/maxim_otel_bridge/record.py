@@ -159,10 +159,36 @@ def normalize_value(value: Any) -> Any:
     return str(value)
 
 
+_SCALARS = frozenset({str, bool, int, float})
+
+
 def normalize_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     if not attributes:
         return {}
-    return {key: normalize_value(value) for key, value in attributes.items()}
+    # Most values are plain scalars already: keep them without a call per value.
+    return {
+        key: value if type(value) in _SCALARS or value is None else normalize_value(value)
+        for key, value in attributes.items()
+    }
+
+
+_last_resource: tuple[Any, Mapping[str, Any]] = (None, _EMPTY)
+
+
+def _resource_attributes(resource: Any) -> Mapping[str, Any]:
+    """The resource's attributes normalized once per resource object, not once per span.
+
+    A process has one resource (an SDK `Resource` is immutable), so the records of its spans share one
+    mapping; records are never modified, so sharing it is safe.
+    """
+    global _last_resource
+    if resource is None:
+        return _EMPTY
+    cached, attributes = _last_resource
+    if cached is not resource:
+        attributes = normalize_attributes(resource.attributes)
+        _last_resource = (resource, attributes)  # one reference swap: a race only normalizes twice
+    return attributes
 
 
 def _span_id_hex(span_id: int) -> str:
@@ -179,6 +205,8 @@ def from_readable_span(span: ReadableSpan) -> SpanRecord:
     parent = span.parent
     scope = span.instrumentation_scope
     status = span.status
+    events = span.events
+    links = span.links
     return SpanRecord(
         trace_id=_trace_id_hex(context.trace_id),
         span_id=_span_id_hex(context.span_id),
@@ -189,20 +217,24 @@ def from_readable_span(span: ReadableSpan) -> SpanRecord:
         attributes=normalize_attributes(span.attributes),
         events=tuple(
             EventRecord(name=e.name, time_ns=e.timestamp or 0, attributes=normalize_attributes(e.attributes))
-            for e in span.events
-        ),
+            for e in events
+        )
+        if events
+        else (),
         links=tuple(
             LinkRecord(
                 trace_id=_trace_id_hex(link.context.trace_id),
                 span_id=_span_id_hex(link.context.span_id),
                 attributes=normalize_attributes(link.attributes),
             )
-            for link in span.links
-        ),
+            for link in links
+        )
+        if links
+        else (),
         kind=span.kind.value + 1,
         status_code=status.status_code.value,
         status_message=status.description or "",
-        resource=normalize_attributes(span.resource.attributes) if span.resource is not None else _EMPTY,
+        resource=_resource_attributes(span.resource),
         scope_name=scope.name if scope is not None else "",
         scope_version=(scope.version or "") if scope is not None else "",
     )

@@ -14,7 +14,7 @@ from typing import Any
 
 from maxim_otel_bridge.record import SpanRecord
 
-__all__ = ["Choice", "Convention", "Reader", "RetrievalInfo", "ToolInfo", "Usage"]
+__all__ = ["Choice", "Convention", "Reader", "RetrievalInfo", "ToolInfo", "Usage", "retrieval_info", "tool_info"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,26 @@ class RetrievalInfo:
 
     query: str | None = None
     documents: tuple[str, ...] | None = None
+
+
+def tool_info(
+    name: str | None = None,
+    call_id: str | None = None,
+    description: str | None = None,
+    arguments: str | None = None,
+    result: str | None = None,
+) -> ToolInfo | None:
+    """A `ToolInfo`, or None when it would know nothing (readers run on every tool span: no empty object)."""
+    if name is None and call_id is None and description is None and arguments is None and result is None:
+        return None
+    return ToolInfo(name, call_id, description, arguments, result)
+
+
+def retrieval_info(query: str | None = None, documents: tuple[str, ...] | None = None) -> RetrievalInfo | None:
+    """A `RetrievalInfo`, or None when it would know nothing."""
+    if query is None and documents is None:
+        return None
+    return RetrievalInfo(query, documents)
 
 
 Reader = Callable[[SpanRecord], Any]

@@ -13,9 +13,10 @@ __all__ = ["merge_usage", "usage_from", "usage_object"]
 
 def _first_int(attributes: Mapping[str, Any], keys: Iterable[str]) -> int | None:
     for key in keys:
-        value = coerce_int(attributes.get(key))
-        if value is not None and value >= 0:
-            return value
+        if key in attributes:
+            value = coerce_int(attributes[key])
+            if value is not None and value >= 0:
+                return value
     return None
 
 
@@ -27,18 +28,21 @@ def usage_from(
     detail_keys: Mapping[str, str] | None = None,
 ) -> Usage | None:
     """Read usage from attributes: the first valid key of each list wins; None when nothing is present."""
+    # Every convention's reader runs on every model call, and most find none of their keys: absent keys are
+    # skipped before any coercion, and no Usage is made unless a count was found.
     details: dict[str, float] = {}
-    for key, name in (detail_keys or {}).items():
-        value = coerce_float(attributes.get(key))
-        if value is not None and name not in details:
-            details[name] = value
-    usage = Usage(
-        input_tokens=_first_int(attributes, input_keys),
-        output_tokens=_first_int(attributes, output_keys),
-        total_tokens=_first_int(attributes, total_keys),
-        details=details,
-    )
-    return None if usage.is_empty() else usage
+    if detail_keys:
+        for key, name in detail_keys.items():
+            if key in attributes:
+                value = coerce_float(attributes[key])
+                if value is not None and name not in details:
+                    details[name] = value
+    input_tokens = _first_int(attributes, input_keys)
+    output_tokens = _first_int(attributes, output_keys)
+    total_tokens = _first_int(attributes, total_keys)
+    if input_tokens is None and output_tokens is None and total_tokens is None and not details:
+        return None
+    return Usage(input_tokens=input_tokens, output_tokens=output_tokens, total_tokens=total_tokens, details=details)
 
 
 def merge_usage(candidates: Iterable[Usage | None]) -> Usage | None:

@@ -10,6 +10,8 @@ from maxim_otel_bridge.mapping.candidates import (
     RetrievalInfo,
     ToolInfo,
     Usage,
+    retrieval_info,
+    tool_info,
 )
 from maxim_otel_bridge.mapping.coerce import coerce_float, coerce_list, coerce_str, coerce_str_list
 from maxim_otel_bridge.mapping.messages import (
@@ -107,14 +109,13 @@ def _first_chunk_seconds(record: SpanRecord) -> float | None:
 
 def _tool(record: SpanRecord) -> ToolInfo | None:
     a = record.attributes
-    info = ToolInfo(
+    return tool_info(
         name=coerce_str(a.get("gen_ai.tool.name")),
         call_id=coerce_str(a.get("gen_ai.tool.call.id")),
         description=coerce_str(a.get("gen_ai.tool.description")),
         arguments=to_text(a.get("gen_ai.tool.call.arguments")),
         result=to_text(a.get("gen_ai.tool.call.result")),
     )
-    return None if info == ToolInfo() else info
 
 
 def _documents(value: Any) -> tuple[str, ...] | None:
@@ -130,11 +131,10 @@ def _documents(value: Any) -> tuple[str, ...] | None:
 
 def _retrieval(record: SpanRecord) -> RetrievalInfo | None:
     a = record.attributes
-    info = RetrievalInfo(
+    return retrieval_info(
         query=to_text(a.get("gen_ai.retrieval.query.text")),
         documents=_documents(a.get("gen_ai.retrieval.documents")),
     )
-    return None if info == RetrievalInfo() else info
 
 
 def _session_id(record: SpanRecord) -> str | None:

@@ -11,6 +11,7 @@ from maxim_otel_bridge.mapping.candidates import (
     Convention,
     RetrievalInfo,
     ToolInfo,
+    tool_info,
 )
 from maxim_otel_bridge.mapping.coerce import coerce_str
 from maxim_otel_bridge.mapping.values import to_text
@@ -47,8 +48,7 @@ def _output_choices(record: SpanRecord) -> list[Choice] | None:
 
 def _tool(record: SpanRecord) -> ToolInfo | None:
     # A tool span's input is its arguments and its output the result (OpenInference TOOL spans).
-    info = ToolInfo(arguments=_input_text(record), result=_output_text(record))
-    return None if info == ToolInfo() else info
+    return tool_info(arguments=_input_text(record), result=_output_text(record))
 
 
 def _retrieval(record: SpanRecord) -> RetrievalInfo | None:

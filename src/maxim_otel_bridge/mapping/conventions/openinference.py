@@ -11,6 +11,8 @@ from maxim_otel_bridge.mapping.candidates import (
     RetrievalInfo,
     ToolInfo,
     Usage,
+    retrieval_info,
+    tool_info,
 )
 from maxim_otel_bridge.mapping.coerce import coerce_mapping, coerce_str
 from maxim_otel_bridge.mapping.ids import tool_call_id
@@ -146,12 +148,11 @@ def _first_chunk_seconds(record: SpanRecord) -> float | None:
 
 def _tool(record: SpanRecord) -> ToolInfo | None:
     a = record.attributes
-    info = ToolInfo(
+    return tool_info(
         name=coerce_str(a.get("tool.name")),
         call_id=coerce_str(a.get("tool.id")) or coerce_str(a.get("tool_call.id")),
         description=coerce_str(a.get("tool.description")),
     )
-    return None if info == ToolInfo() else info
 
 
 def _document_text(item: Mapping[str, Any]) -> str:
@@ -167,11 +168,10 @@ def _document_text(item: Mapping[str, Any]) -> str:
 def _retrieval(record: SpanRecord) -> RetrievalInfo | None:
     a = record.attributes
     items = unflatten(a, DOCUMENTS) or unflatten(a, RERANKED)
-    info = RetrievalInfo(
+    return retrieval_info(
         query=to_text(a.get("reranker.query")),
         documents=tuple(_document_text(item) for item in items) if items else None,
     )
-    return None if info == RetrievalInfo() else info
 
 
 def _consumes(entity_type: str, key: str) -> bool:

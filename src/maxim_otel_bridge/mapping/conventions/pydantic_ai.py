@@ -4,7 +4,7 @@ responses on `running tool` spans (before instrumentation version 3), and an age
 
 from __future__ import annotations
 
-from maxim_otel_bridge.mapping.candidates import Convention, ToolInfo
+from maxim_otel_bridge.mapping.candidates import Convention, ToolInfo, tool_info
 from maxim_otel_bridge.mapping.messages import genai_messages, text_of_messages
 from maxim_otel_bridge.mapping.values import to_text
 from maxim_otel_bridge.record import SpanRecord
@@ -14,8 +14,7 @@ __all__ = ["PYDANTIC_AI"]
 
 def _tool(record: SpanRecord) -> ToolInfo | None:
     a = record.attributes
-    info = ToolInfo(arguments=to_text(a.get("tool_arguments")), result=to_text(a.get("tool_response")))
-    return None if info == ToolInfo() else info
+    return tool_info(arguments=to_text(a.get("tool_arguments")), result=to_text(a.get("tool_response")))
 
 
 def _input_text(record: SpanRecord) -> str | None:

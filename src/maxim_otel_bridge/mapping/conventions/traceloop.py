@@ -15,6 +15,7 @@ from maxim_otel_bridge.mapping.candidates import (
     RetrievalInfo,
     ToolInfo,
     Usage,
+    tool_info,
 )
 from maxim_otel_bridge.mapping.coerce import coerce_str
 from maxim_otel_bridge.mapping.ids import tool_call_id
@@ -153,12 +154,11 @@ def _tool_arguments(value: Any) -> str | None:
 def _tool(record: SpanRecord) -> ToolInfo | None:
     if record.attributes.get("traceloop.span.kind") != "tool":
         return None
-    info = ToolInfo(
+    return tool_info(
         name=coerce_str(record.attributes.get("traceloop.entity.name")),
         arguments=_tool_arguments(record.attributes.get("traceloop.entity.input")),
         result=_readable(record.attributes.get("traceloop.entity.output")),
     )
-    return None if info == ToolInfo() else info
 
 
 def _retrieval(record: SpanRecord) -> RetrievalInfo | None:

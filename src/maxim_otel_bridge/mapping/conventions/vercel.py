@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from maxim_otel_bridge.mapping.candidates import Choice, Convention, ToolInfo, Usage
+from maxim_otel_bridge.mapping.candidates import Choice, Convention, ToolInfo, Usage, tool_info
 from maxim_otel_bridge.mapping.coerce import coerce_float, coerce_list, coerce_str
 from maxim_otel_bridge.mapping.ids import tool_call_id
 from maxim_otel_bridge.mapping.messages import (
@@ -151,13 +151,12 @@ def _first_chunk_seconds(record: SpanRecord) -> float | None:
 
 def _tool(record: SpanRecord) -> ToolInfo | None:
     a = record.attributes
-    info = ToolInfo(
+    return tool_info(
         name=coerce_str(a.get("ai.toolCall.name")),
         call_id=coerce_str(a.get("ai.toolCall.id")),
         arguments=to_text(a.get("ai.toolCall.args", a.get("ai.toolCall.input"))),
         result=_unquoted(to_text(a.get("ai.toolCall.result", a.get("ai.toolCall.output")))),
     )
-    return None if info == ToolInfo() else info
 
 
 def _tool_output(output: Any) -> Any:

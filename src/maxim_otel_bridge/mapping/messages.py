@@ -126,6 +126,8 @@ def _image_item(part: Mapping[str, Any]) -> dict[str, Any] | None:
 class _PartsReader:
     """Sorts the parts of one GenAI message into content items, tool calls, tool results, reasoning."""
 
+    __slots__ = ("items", "message_index", "reasoning", "span_id", "tool_calls", "tool_results")
+
     def __init__(self, span_id: str, message_index: int) -> None:
         self.span_id = span_id
         self.message_index = message_index
@@ -135,16 +137,18 @@ class _PartsReader:
         self.reasoning: list[str] = []
 
     def add(self, part: Any) -> None:
-        if isinstance(part, str):
-            self.items.append({"type": "text", "text": part})
-            return
-        if not isinstance(part, Mapping):
-            if part is not None:
-                self.items.append({"type": "text", "text": to_json_text(part)})
-            return
+        if type(part) is not dict:  # parsed JSON gives dicts: the ABC checks below are for everything else
+            if isinstance(part, str):
+                self.items.append({"type": "text", "text": part})
+                return
+            if not isinstance(part, Mapping):
+                if part is not None:
+                    self.items.append({"type": "text", "text": to_json_text(part)})
+                return
         kind = part.get("type")
         if kind == "text":
-            self.items.append({"type": "text", "text": to_text(part.get("content")) or ""})
+            content = part.get("content")
+            self.items.append({"type": "text", "text": (content if type(content) is str else to_text(content)) or ""})
         elif kind == "reasoning":
             text = to_text(part.get("content"))
             if text:
@@ -192,7 +196,7 @@ def _read_parts(message: Mapping[str, Any], span_id: str, message_index: int) ->
 
 
 def _genai_message(message: Any, span_id: str, message_index: int) -> list[dict[str, Any]]:
-    if not isinstance(message, Mapping):
+    if type(message) is not dict and not isinstance(message, Mapping):
         return [{"role": "user", "content": to_text(message) or ""}]
     role = normalize_role(message.get("role"))
     reader = _read_parts(message, span_id, message_index)

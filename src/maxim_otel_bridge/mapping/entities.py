@@ -72,8 +72,8 @@ class Where:
 
 def user_tags(attributes: Mapping[str, Any]) -> dict[str, str]:
     tags: dict[str, str] = {}
-    for key in sorted(attributes):
-        if key.startswith(TAG_PREFIX) and len(key) > len(TAG_PREFIX):
+    for key in sorted(key for key in attributes if key.startswith(TAG_PREFIX)):
+        if len(key) > len(TAG_PREFIX):
             value = attributes[key]
             tags[key[len(TAG_PREFIX) :]] = tag_value(value) or ""
     # OpenInference `tag.tags` is a list of labels: each becomes a tag with an empty value.

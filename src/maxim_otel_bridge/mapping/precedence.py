@@ -111,10 +111,11 @@ def read_usage(record: SpanRecord) -> Usage | None:
 
 
 def read_tool(record: SpanRecord) -> ToolInfo:
+    found = [info for info in _candidates("tool", record) if info is not None]
+    if len(found) == 1:
+        return found[0]  # the usual case, one convention: nothing to merge
     merged: dict[str, Any] = {}
-    for info in _candidates("tool", record):
-        if info is None:
-            continue
+    for info in found:
         for name in ToolInfo.__dataclass_fields__:
             if merged.get(name) is None:
                 merged[name] = getattr(info, name)

@@ -47,11 +47,12 @@ def usage_from(
 
 def merge_usage(candidates: Iterable[Usage | None]) -> Usage | None:
     """Field by field, the first candidate that knows a count wins (candidates in precedence order)."""
+    found = [usage for usage in candidates if usage is not None]
+    if len(found) == 1 and not found[0].is_empty():
+        return found[0]  # the usual case, one convention: nothing to merge
     input_tokens = output_tokens = total_tokens = None
     details: dict[str, float] = {}
-    for usage in candidates:
-        if usage is None:
-            continue
+    for usage in found:
         input_tokens = usage.input_tokens if input_tokens is None else input_tokens
         output_tokens = usage.output_tokens if output_tokens is None else output_tokens
         total_tokens = usage.total_tokens if total_tokens is None else total_tokens

@@ -45,10 +45,11 @@ def main() -> None:
     mapped: list = []
     map_s = cpu(lambda: mapped.extend(map_trace_part(p).entities for p in parts))
 
-    # The bounding pass on its own, on the mapped entities (it copies them: same work as inside the mapping).
-    bound = mapping_part.bound_value
+    # The bounding pass on its own, on the mapped entities: the check every entity goes through (an entity is
+    # copied only when something in it is out of bounds, which none of the span set's is).
+    check = mapping_part.is_bounded
     limit = 100_000
-    bound_s = cpu(lambda: [bound(e, limit) for entities in mapped for e in entities])
+    bound_s = cpu(lambda: [check(e, limit) for entities in mapped for e in entities])
     serialize_s = cpu(lambda: [orjson.dumps(e) for entities in mapped for e in entities])
     otlp_s = cpu(lambda: [encode_spans(spans[i : i + 512]).SerializeToString() for i in range(0, n, 512)])
 
@@ -58,7 +59,7 @@ def main() -> None:
     print(f"{n} spans, {sum(len(m) for m in mapped)} entities")
     print(f"read SDK span (from_readable_span)      {us(read_s)}")
     print(f"map_trace_part                          {us(map_s)}")
-    print(f"  of which bound_value (measured alone) {us(bound_s)}")
+    print(f"  of which is_bounded (measured alone)  {us(bound_s)}")
     print(f"serialize entities (orjson)             {us(serialize_s)}")
     print(f"official OTLP encode (reference)        {us(otlp_s)}")
 

@@ -14,7 +14,14 @@ import orjson
 import pytest
 from fakes.batch_sink import BatchSink, CannedResponse, reject_entity_ids
 
-from maxim_otel_bridge.client import ClientOptions, MaximClient, SendResult, split_batches
+from maxim_otel_bridge.client import (
+    ClientOptions,
+    EncodedEntity,
+    MaximClient,
+    SendResult,
+    encode_entity,
+    split_batches,
+)
 from maxim_otel_bridge.config import Destination
 from maxim_otel_bridge.deadletter import read_dead_letters
 from maxim_otel_bridge.retry import BackoffPolicy, parse_retry_after
@@ -336,6 +343,26 @@ def test_unserializable_entity_is_dead_lettered_without_a_request(tmp_path: Path
     (line,) = read_dead_letters(dead_path)
     assert "not JSON-serializable" in line["reason"]
     assert line["entity"]["id"] == "w"
+
+
+def test_entities_encoded_ahead_are_sent_as_they_are_and_dead_lettered_as_entities(tmp_path: Path) -> None:
+    dead_path = tmp_path / "dead.jsonl"
+    entities = spans(5)
+    encoded = [encode_entity(e) for e in entities]
+    assert all(isinstance(e, EncodedEntity) for e in encoded)
+    with BatchSink(decide=reject_entity_ids(["s1"])) as sink:
+        with make_client(sink, dead_letter_path=str(dead_path)) as client:
+            result = client.send([*encoded[:3], entities[3], *encoded[4:]])  # mixed: s2 as a dict
+        assert result.dead_lettered == ("s1",)
+        assert received_ids(sink) == [e["id"] for e in entities if e["id"] != "s1"]
+        assert sink.problems() == []
+    (line,) = read_dead_letters(dead_path)
+    assert line["entity"] == entities[2]
+
+
+def test_an_entity_that_cannot_be_encoded_ahead_is_kept_for_send_to_dead_letter() -> None:
+    weird = {"id": "w", "type": "trace", "metadata": {"x": object()}}
+    assert encode_entity(weird) is weird
 
 
 # -- auth ------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import httpx
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from .client import ClientOptions, MaximClient
+from .client import ClientOptions, Entity, MaximClient, as_mapping, encode_entity
 from .config import Destination
 from .deadletter import DeadLetter, DeadLetterFile
 from .mapping import MappingOptions, map_trace_part
@@ -194,7 +194,7 @@ class MaximSpanExporter(SpanExporter):
 
         self._stage_lock = threading.Lock()  # mapping + `known` bookkeeping, one trace part at a time
         self._send_lock = threading.Lock()  # one sender at a time: the worker, force_flush or shutdown
-        self._pending: list[Mapping[str, Any]] = []
+        self._pending: list[Entity] = []
         self._pending_lock = threading.Lock()
         self._retry_not_before = 0.0
         self._next_wake = 0.0
@@ -351,10 +351,11 @@ class MaximSpanExporter(SpanExporter):
         """Map ready trace parts and queue their entities for sending, in order."""
         if not parts:
             return
-        staged: list[Mapping[str, Any]] = []
+        staged: list[Entity] = []
         with self._stage_lock:
             for part in parts:
-                staged.extend(self._map(part))
+                # Serialized at once: waiting entities are bytes, not dicts the collector keeps walking.
+                staged.extend(encode_entity(entity) for entity in self._map(part))
         if not staged:
             return
         with self._pending_lock:
@@ -407,9 +408,10 @@ class MaximSpanExporter(SpanExporter):
         finally:
             self._send_lock.release()
 
-    def _bury(self, entities: Sequence[Mapping[str, Any]], reason: str) -> None:
+    def _bury(self, entities: Sequence[Entity], reason: str) -> None:
         """Entities that will not be sent: to the dead-letter file (or the log), never silently lost."""
         self._count("dead", len(entities))
+        entities = [as_mapping(e) for e in entities]
         if self._dead_letters is not None and self._dead_letters.write(DeadLetter(e, reason) for e in entities):
             logger.error(
                 "%d entities not delivered (%s): written to %s", len(entities), reason, self._dead_letters.path

@@ -664,6 +664,14 @@ def test_session_from_resource_and_user_tag() -> None:
     assert trace["sessionId"] == "s-1" and trace["tags"] == {"user.id": "u-1"}
 
 
+def test_each_resource_gives_its_own_session_and_user() -> None:
+    first, second = {"session.id": "s-1", "user.id": "u-1"}, {"session.id": "s-2"}
+    for resource, session, user in ((first, "s-1", "u-1"), (second, "s-2", None), (first, "s-1", "u-1")):
+        trace = only(mapped([record(resource=resource)]).entities, "trace")
+        assert trace["sessionId"] == session
+        assert trace.get("tags", {}).get("user.id") == user
+
+
 @pytest.mark.parametrize(
     "key",
     [

@@ -72,7 +72,7 @@ class Where:
 
 def user_tags(attributes: Mapping[str, Any]) -> dict[str, str]:
     tags: dict[str, str] = {}
-    for key in sorted(key for key in attributes if key.startswith(TAG_PREFIX)):
+    for key in sorted([key for key in attributes if key.startswith(TAG_PREFIX)]):
         if len(key) > len(TAG_PREFIX):
             value = attributes[key]
             tags[key[len(TAG_PREFIX) :]] = tag_value(value) or ""

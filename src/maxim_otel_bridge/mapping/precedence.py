@@ -133,30 +133,33 @@ def read_retrieval(record: SpanRecord) -> RetrievalInfo:
     return RetrievalInfo(**merged)
 
 
-def _resource_view(record: SpanRecord) -> SpanRecord:
-    """The span's resource attributes in a record of their own, so the span's readers read them unchanged.
+def _first_on_resource(field: str, record: SpanRecord) -> Any:
+    """`first(field)` read from the span's resource attributes instead of its own.
 
-    Session and user readers look at attributes only; every span of a process shares one resource, so the
-    view is made once per resource object, not once per span and field.
+    The readers see a record holding only the resource's attributes (session and user readers look at
+    attributes only). Every span of a process shares one resource, so each answer is kept for as long as
+    the same resource object comes back, instead of being read again for every span.
     """
-    global _last_view
+    global _last_resource
     resource = record.resource
-    cached = _last_view
-    if cached is not None and cached[0] is resource:
-        return cached[1]
-    view = SpanRecord(trace_id="", span_id="", parent_span_id=None, name="", start_ns=0, end_ns=0, attributes=resource)
-    _last_view = (resource, view)  # one reference swap: safe to race, the worst case is a rebuilt view
-    return view
+    cached = _last_resource
+    if cached is None or cached[0] is not resource:
+        cached = _last_resource = (resource, {})  # one reference swap: a race only reads twice
+    answers = cached[1]
+    if field not in answers:
+        view = SpanRecord(trace_id="", span_id="", parent_span_id=None, name="", start_ns=0, end_ns=0, attributes=resource)
+        answers[field] = first(field, view)
+    return answers[field]
 
 
-_last_view: tuple[Any, SpanRecord] | None = None
+_last_resource: tuple[Any, dict[str, Any]] | None = None
 
 
 def _on_span_then_resource(field: str, record: SpanRecord) -> str | None:
     value = first(field, record)
     if value is None and record.resource:
         # Resource attributes read through the same readers: only the attribute source changes.
-        value = first(field, _resource_view(record))
+        value = _first_on_resource(field, record)
     return value
 
 

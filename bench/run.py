@@ -3,6 +3,7 @@
     python bench/run.py            # the full run (a few minutes), 60 s destination outage
     python bench/run.py --quick    # under two minutes: shorter phases, 15 s outage (said so in the output)
     python bench/run.py --profile  # also record the sidecar under py-spy and print its hot spots
+    python bench/run.py --exporter-only  # only the exporters' CPU per span, printed as JSON
                                    # (--profile-raw FILE keeps the raw profile for bench/hotspots.py)
 
 Everything is measured side by side in one run, on one span set (`spanset.py`: 1,000 agent traces of 10
@@ -334,9 +335,18 @@ def main(argv: list[str] | None = None) -> int:
         help="with --profile: keep py-spy's raw profile here (bench/hotspots.py reads it)",
     )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
+    parser.add_argument(
+        "--exporter-only",
+        action="store_true",
+        help="measure only the exporters' CPU per span (3 rounds, 1 with --quick) and print it as JSON",
+    )
     args = parser.parse_args(argv)
     plan = Plan.make(args.quick)
     started = time.monotonic()
+
+    if args.exporter_only:
+        print(json.dumps(measure_exporters(plan, SpanSetSpec().traces), indent=2))
+        return 0
 
     spec = SpanSetSpec()
     say(f"building the span set: {spec.traces} traces x {spec.spans_per_trace} spans")

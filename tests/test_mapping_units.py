@@ -189,6 +189,20 @@ def test_json_text_is_the_stdlib_rendering(value) -> None:
     assert parsed.ok and repr(parsed.value) == repr(json.loads(stdlib))
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[123456789012345678901234567890, 9223372036854775807, -9223372036854775809, 18446744073709551616]",
+        '{"a": NaN, "b": Infinity, "c": 1e400, "d": "\\ud800", "e": 1, "e": 2}',
+        '["\ud800"]',
+        "[1.5e-7, 0.1, -0, 2.2250738585072011e-308]",
+    ],
+)
+def test_json_is_read_as_the_stdlib_reads_it(text) -> None:
+    parsed = parse_json(text)
+    assert parsed.ok and repr(parsed.value) == repr(json.loads(text))
+
+
 _JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12) | st.binary(max_size=3),
     lambda inner: st.lists(inner, max_size=3)

@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
+
 __all__ = [
     "JsonParse",
     "coerce_float",
@@ -116,8 +118,25 @@ class JsonParse:
         self.raw = raw
 
 
+# Every byte of a JSON text as "0" (a digit) or " " (anything else), to find long digit runs in one pass.
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_DIGIT_RUN = b"0" * 19
+"""orjson reads integers beyond 64 bits as floats; every such integer has at least 19 digits."""
+
+
 def parse_json(text: str) -> JsonParse:
     """Parse JSON without raising: malformed (often truncated) text comes back as not ok, raw kept."""
+    # orjson first (message JSON is parsed for every model call), where it reads exactly as the stdlib does:
+    # not for long integers, and whatever it refuses (NaN, Infinity, lone surrogates) goes to the stdlib.
+    try:
+        data = text.encode()
+    except UnicodeEncodeError:
+        data = None
+    if data is not None and _LONG_DIGIT_RUN not in data.translate(_DIGITS_ONLY):
+        try:
+            return JsonParse(True, orjson.loads(data), text)
+        except ValueError:
+            pass
     try:
         return JsonParse(True, json.loads(text), text)
     except (ValueError, RecursionError):

@@ -57,7 +57,8 @@ _FINISH_REASONS = {
 def normalize_role(raw: Any) -> str:
     """Any role name into Maxim's role enum; unrecognised roles are treated as the user speaking."""
     if isinstance(raw, str):
-        return _ROLE_ALIASES.get(raw.strip().lower(), "user")
+        role = _ROLE_ALIASES.get(raw)  # nearly always spelled as the enum already
+        return role if role is not None else _ROLE_ALIASES.get(raw.strip().lower(), "user")
     return "user"
 
 

@@ -133,9 +133,15 @@ def _orjson_renders_alike(value: Any, depth: int = 0) -> bool:
     if depth > 64:
         return False
     if kind is dict:
-        return all(type(k) is str and _orjson_renders_alike(v, depth + 1) for k, v in value.items())
+        for k, v in value.items():
+            if type(k) is not str or not (type(v) is str or _orjson_renders_alike(v, depth + 1)):
+                return False
+        return True
     if kind is list or kind is tuple:
-        return all(_orjson_renders_alike(v, depth + 1) for v in value)
+        for v in value:
+            if not (type(v) is str or _orjson_renders_alike(v, depth + 1)):
+                return False
+        return True
     return False
 
 

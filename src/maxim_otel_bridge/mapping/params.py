@@ -23,7 +23,7 @@ _NOT_PARAMS = frozenset({"model"})
 def genai_params(attributes: Mapping[str, Any]) -> dict[str, Any] | None:
     """`gen_ai.request.*` (and OpenAI-specific request keys) except the model; None when there are none."""
     params: dict[str, Any] = {}
-    keys = sorted(key for key in attributes if key.startswith(_PREFIXES))
+    keys = sorted([key for key in attributes if key.startswith(_PREFIXES)])
     for prefix in _PREFIXES:  # the generic prefix first: it wins over a vendor-specific duplicate
         for key in keys:
             suffix = key[len(prefix) :] if key.startswith(prefix) else ""

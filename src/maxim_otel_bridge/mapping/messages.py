@@ -133,9 +133,10 @@ class _PartsReader:
         self.span_id = span_id
         self.message_index = message_index
         self.items: list[dict[str, Any]] = []
-        self.tool_calls: list[dict[str, Any]] = []
-        self.tool_results: list[dict[str, Any]] = []
-        self.reasoning: list[str] = []
+        # Most messages have none of these: an empty tuple until the first one, not three lists per message.
+        self.tool_calls: list[dict[str, Any]] | tuple[()] = ()
+        self.tool_results: list[dict[str, Any]] | tuple[()] = ()
+        self.reasoning: list[str] | tuple[()] = ()
 
     def add(self, part: Any) -> None:
         if type(part) is not dict:  # parsed JSON gives dicts: the ABC checks below are for everything else
@@ -153,10 +154,14 @@ class _PartsReader:
         elif kind == "reasoning":
             text = to_text(part.get("content"))
             if text:
-                self.reasoning.append(text)
+                reasoning = self.reasoning or []
+                reasoning.append(text)
+                self.reasoning = reasoning
         elif kind == "tool_call":
             call_id = coerce_str(part.get("id")) or tool_call_id(self.span_id, self.message_index, len(self.tool_calls))
-            self.tool_calls.append(make_tool_call(call_id, part.get("name"), part.get("arguments")))
+            calls = self.tool_calls or []
+            calls.append(make_tool_call(call_id, part.get("name"), part.get("arguments")))
+            self.tool_calls = calls
         elif kind == "tool_call_response":
             # The spec names the payload `response`; Pydantic AI emits `result`.
             payload = part.get("response", part.get("result"))
@@ -164,7 +169,9 @@ class _PartsReader:
             answered_id = coerce_str(part.get("id"))
             if answered_id is not None:
                 result["tool_call_id"] = answered_id
-            self.tool_results.append(result)
+            results = self.tool_results or []
+            results.append(result)
+            self.tool_results = results
         else:
             image = _image_item(part)
             # Parts Maxim has no slot for (files, audio, server-side tools) stay visible as their JSON.

@@ -77,8 +77,10 @@ def user_tags(attributes: Mapping[str, Any]) -> dict[str, str]:
             value = attributes[key]
             tags[key[len(TAG_PREFIX) :]] = tag_value(value) or ""
     # OpenInference `tag.tags` is a list of labels: each becomes a tag with an empty value.
-    for label in coerce_str_list(attributes.get("tag.tags")) or ():
-        tags.setdefault(label, "")
+    labels = attributes.get("tag.tags")
+    if labels is not None:
+        for label in coerce_str_list(labels) or ():
+            tags.setdefault(label, "")
     return tags
 
 

@@ -172,8 +172,10 @@ def read_user_id(record: SpanRecord) -> str | None:
 
 
 _consumed_memo: dict[str, dict[str, bool]] = {}
-_MEMO_KEYS = 65_536
+_MEMO_KEYS = 4096
 """Attribute keys remembered per entity type; past it the memo starts over (keys can be unbounded junk)."""
+_MEMO_KEY_CHARS = 200
+"""Longer keys are answered without being remembered, so the memo's size stays small whatever the keys."""
 
 
 def consumed_attribute(entity_type: str, key: str) -> bool:
@@ -186,9 +188,11 @@ def consumed_attribute(entity_type: str, key: str) -> bool:
         memo = _consumed_memo.setdefault(entity_type, {})
     answer = memo.get(key)
     if answer is None:
-        if len(memo) >= _MEMO_KEYS:
-            memo.clear()
-        answer = memo[key] = any(c.consumes is not None and c.consumes(entity_type, key) for c in ALL_CONVENTIONS)
+        answer = any(c.consumes is not None and c.consumes(entity_type, key) for c in ALL_CONVENTIONS)
+        if len(key) <= _MEMO_KEY_CHARS:
+            if len(memo) >= _MEMO_KEYS:
+                memo.clear()
+            memo[key] = answer
     return answer
 
 

@@ -42,6 +42,7 @@ __all__ = [
     "BATCH_PATH",
     "ClientOptions",
     "EncodedEntity",
+    "Entity",
     "SendResult",
     "MaximClient",
     "as_mapping",
@@ -114,6 +115,7 @@ def encode_entity(entity: Mapping[str, Any]) -> EncodedEntity | Mapping[str, Any
 
 
 def as_mapping(entity: Mapping[str, Any] | EncodedEntity) -> Mapping[str, Any]:
+    """The entity itself, decoded when it was serialized ahead."""
     return entity.decoded() if isinstance(entity, EncodedEntity) else entity
 
 

@@ -25,7 +25,7 @@ from maxim_otel_bridge.mapping.messages import text_of_messages
 from maxim_otel_bridge.mapping.metadata import entity_metadata
 from maxim_otel_bridge.mapping.options import MappingOptions
 from maxim_otel_bridge.mapping.precedence import (
-    consumed_attribute,
+    consumed_by,
     first,
     read_retrieval,
     read_tool,
@@ -101,7 +101,7 @@ def _base(record: SpanRecord, entity_type: str, where: Where) -> dict[str, Any]:
 
 
 def _metadata(record: SpanRecord, entity_type: str, where: Where, error: ErrorInfo | None) -> dict[str, Any]:
-    metadata = entity_metadata(record, lambda key: consumed_attribute(entity_type, key), where.include_resource)
+    metadata = entity_metadata(record, consumed_by(entity_type), where.include_resource)
     if error is not None and error.stacktrace is not None:
         metadata["exception.stacktrace"] = error.stacktrace
     return metadata

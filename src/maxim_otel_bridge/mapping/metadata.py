@@ -19,6 +19,28 @@ KIND_NAMES = {
 }
 
 
+_kept_memo: dict[tuple[Callable[[str], bool], tuple[str, ...]], tuple[str, ...]] = {}
+_KEPT_MEMO_ENTRIES = 1024
+_KEPT_MEMO_KEYS = 64
+"""Key sets with more keys than this are not remembered (junk can carry thousands of keys)."""
+
+
+def _kept_keys(attributes: Mapping[str, Any], consumed: Callable[[str], bool]) -> tuple[str, ...]:
+    """The attribute keys metadata keeps, sorted. Spans of one instrumentation carry the same keys, so the
+    answer is remembered per key set and predicate instead of sorting and asking for every span."""
+    keys = tuple(attributes)
+    if len(keys) > _KEPT_MEMO_KEYS:
+        return tuple(key for key in sorted(keys) if not consumed(key))
+    memo_key = (consumed, keys)
+    kept = _kept_memo.get(memo_key)
+    if kept is None:
+        kept = tuple(key for key in sorted(keys) if not consumed(key))
+        if len(_kept_memo) >= _KEPT_MEMO_ENTRIES:
+            _kept_memo.clear()
+        _kept_memo[memo_key] = kept
+    return kept
+
+
 def entity_metadata(
     record: SpanRecord,
     consumed: Callable[[str], bool],
@@ -28,7 +50,8 @@ def entity_metadata(
 
     The resource is included only when the trace's own metadata does not already hold the same one.
     """
-    metadata: dict[str, Any] = {key: value for key, value in sorted(record.attributes.items()) if not consumed(key)}
+    attributes = record.attributes
+    metadata: dict[str, Any] = {key: attributes[key] for key in _kept_keys(attributes, consumed)}
     metadata["otel.span_kind"] = KIND_NAMES.get(record.kind, str(record.kind))
     if record.scope_name:
         metadata["otel.scope.name"] = record.scope_name

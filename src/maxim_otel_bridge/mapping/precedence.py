@@ -6,6 +6,8 @@ The order follows conventions.md section 7. To support a new convention, write a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from maxim_otel_bridge.mapping.candidates import (
@@ -33,6 +35,7 @@ __all__ = [
     "ALL_CONVENTIONS",
     "PRECEDENCE",
     "consumed_attribute",
+    "consumed_by",
     "consumed_event_names",
     "first",
     "read_retrieval",
@@ -194,6 +197,17 @@ def consumed_attribute(entity_type: str, key: str) -> bool:
                 memo.clear()
             memo[key] = answer
     return answer
+
+
+_consumed_by: dict[str, Callable[[str], bool]] = {}
+
+
+def consumed_by(entity_type: str) -> Callable[[str], bool]:
+    """`consumed_attribute` for one entity type, as one function per type (so its answers can be cached)."""
+    predicate = _consumed_by.get(entity_type)
+    if predicate is None:
+        predicate = _consumed_by.setdefault(entity_type, partial(consumed_attribute, entity_type))
+    return predicate
 
 
 _consumed_events: dict[str, frozenset[str]] = {}

@@ -32,6 +32,7 @@ from maxim_otel_bridge.mapping.ids import (
     iso_timestamp,
     unix_seconds,
 )
+from maxim_otel_bridge.mapping.keysets import KeySetMemo
 from maxim_otel_bridge.mapping.messages import (
     genai_choices,
     genai_messages,
@@ -226,6 +227,24 @@ def test_values_bounding_would_change_are_not_bounded() -> None:
     assert not is_bounded({3: "a"}, 10)
     assert not is_bounded({"a": ("tuple",)}, 10)
     assert not is_bounded({"a": b"raw"}, 10)
+
+
+def test_key_set_memo_remembers_per_key_set_within_its_bounds() -> None:
+    seen: list[tuple[str, ...]] = []
+
+    def compute(keys: tuple[str, ...]) -> int:
+        seen.append(keys)
+        return len(keys)
+
+    memo = KeySetMemo(compute, max_entries=2, max_keys=3)
+    assert [memo({"a": 1}), memo({"a": 2}), memo({"a": 1, "b": 2}), memo({"b": 1, "a": 2})] == [1, 1, 2, 2]
+    assert seen == [("a",), ("a", "b"), ("b", "a")]  # same keys, same order: computed once
+    memo({"c": 0})  # a third key set: the memo starts over
+    memo({"a": 0})
+    assert seen[-2:] == [("c",), ("a",)]
+    memo({"w": 0, "x": 0, "y": 0, "z": 0})  # more keys than max_keys: computed every time
+    memo({"w": 0, "x": 0, "y": 0, "z": 0})
+    assert seen[-2:] == [("w", "x", "y", "z")] * 2
 
 
 @pytest.mark.parametrize("bad", [{"max_value_chars": 0}, {"max_value_chars": True}, {"unknown_provider": "cohere"}])

@@ -21,6 +21,7 @@ from maxim_otel_bridge.mapping.errors import (
     span_error,
 )
 from maxim_otel_bridge.mapping.ids import iso_timestamp, unix_seconds
+from maxim_otel_bridge.mapping.keysets import KeySetMemo
 from maxim_otel_bridge.mapping.messages import text_of_messages
 from maxim_otel_bridge.mapping.metadata import entity_metadata
 from maxim_otel_bridge.mapping.options import MappingOptions
@@ -70,12 +71,17 @@ class Where:
     include_resource: bool
 
 
+def _tag_keys_of(keys: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted(key for key in keys if key.startswith(TAG_PREFIX) and len(key) > len(TAG_PREFIX)))
+
+
+_tag_keys = KeySetMemo(_tag_keys_of)
+
+
 def user_tags(attributes: Mapping[str, Any]) -> dict[str, str]:
     tags: dict[str, str] = {}
-    for key in sorted([key for key in attributes if key.startswith(TAG_PREFIX)]):
-        if len(key) > len(TAG_PREFIX):
-            value = attributes[key]
-            tags[key[len(TAG_PREFIX) :]] = tag_value(value) or ""
+    for key in _tag_keys(attributes):
+        tags[key[len(TAG_PREFIX) :]] = tag_value(attributes[key]) or ""
     # OpenInference `tag.tags` is a list of labels: each becomes a tag with an empty value.
     labels = attributes.get("tag.tags")
     if labels is not None:

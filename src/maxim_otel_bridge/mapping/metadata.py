@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from maxim_otel_bridge.mapping.keysets import KeySetMemo
 from maxim_otel_bridge.record import SpanKind, SpanRecord
 
 __all__ = ["KIND_NAMES", "entity_metadata"]
@@ -19,26 +20,22 @@ KIND_NAMES = {
 }
 
 
-_kept_memo: dict[tuple[Callable[[str], bool], tuple[str, ...]], tuple[str, ...]] = {}
-_KEPT_MEMO_ENTRIES = 1024
-_KEPT_MEMO_KEYS = 64
-"""Key sets with more keys than this are not remembered (junk can carry thousands of keys)."""
+_kept_keys_by_predicate: dict[Callable[[str], bool], KeySetMemo[tuple[str, ...]]] = {}
+_MAX_PREDICATES = 64
+"""Callers pass one predicate per entity type (`precedence.consumed_by`); a caller passing a new one every
+time only makes the memo start over."""
 
 
 def _kept_keys(attributes: Mapping[str, Any], consumed: Callable[[str], bool]) -> tuple[str, ...]:
-    """The attribute keys metadata keeps, sorted. Spans of one instrumentation carry the same keys, so the
-    answer is remembered per key set and predicate instead of sorting and asking for every span."""
-    keys = tuple(attributes)
-    if len(keys) > _KEPT_MEMO_KEYS:
-        return tuple(key for key in sorted(keys) if not consumed(key))
-    memo_key = (consumed, keys)
-    kept = _kept_memo.get(memo_key)
-    if kept is None:
-        kept = tuple(key for key in sorted(keys) if not consumed(key))
-        if len(_kept_memo) >= _KEPT_MEMO_ENTRIES:
-            _kept_memo.clear()
-        _kept_memo[memo_key] = kept
-    return kept
+    """The attribute keys metadata keeps, sorted: the same for every span with the same keys, so remembered."""
+    memo = _kept_keys_by_predicate.get(consumed)
+    if memo is None:
+        if len(_kept_keys_by_predicate) >= _MAX_PREDICATES:
+            _kept_keys_by_predicate.clear()
+        memo = _kept_keys_by_predicate[consumed] = KeySetMemo(
+            lambda keys: tuple(key for key in sorted(keys) if not consumed(key))
+        )
+    return memo(attributes)
 
 
 def entity_metadata(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from maxim_otel_bridge.mapping.keysets import KeySetMemo
+
 __all__ = ["PARAM_NAMES", "genai_params"]
 
 PARAM_NAMES = {
@@ -20,13 +22,22 @@ _PREFIXES = ("gen_ai.request.", "gen_ai.openai.request.")
 _NOT_PARAMS = frozenset({"model"})
 
 
-def genai_params(attributes: Mapping[str, Any]) -> dict[str, Any] | None:
-    """`gen_ai.request.*` (and OpenAI-specific request keys) except the model; None when there are none."""
-    params: dict[str, Any] = {}
-    keys = sorted([key for key in attributes if key.startswith(_PREFIXES)])
+def _plan(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """(parameter name, attribute key) pairs, in the order the parameters are listed; the first key wins."""
+    chosen: dict[str, str] = {}
+    candidates = sorted([key for key in keys if key.startswith(_PREFIXES)])
     for prefix in _PREFIXES:  # the generic prefix first: it wins over a vendor-specific duplicate
-        for key in keys:
+        for key in candidates:
             suffix = key[len(prefix) :] if key.startswith(prefix) else ""
             if suffix and suffix not in _NOT_PARAMS:
-                params.setdefault(PARAM_NAMES.get(suffix, suffix), attributes[key])
+                chosen.setdefault(PARAM_NAMES.get(suffix, suffix), key)
+    return tuple(chosen.items())
+
+
+_plans = KeySetMemo(_plan)
+
+
+def genai_params(attributes: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`gen_ai.request.*` (and OpenAI-specific request keys) except the model; None when there are none."""
+    params = {name: attributes[key] for name, key in _plans(attributes)}
     return params or None

@@ -38,7 +38,7 @@ from maxim_otel_bridge.sidecar.ingest import (
     deliver,
 )
 from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
-from maxim_otel_bridge.sidecar.otlp_decode import MalformedRequest, decode_trace_request_protobuf
+from maxim_otel_bridge.sidecar.otlp_decode import MalformedRequest, split_trace_request_protobuf
 
 __all__ = ["TRACE_SERVICE", "GrpcReceiver", "retry_trailers"]
 
@@ -186,7 +186,7 @@ class GrpcReceiver:
             self.metrics.request_handled(_RECEIVER, "too_large")
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "request is larger than the receiver's limit")
         try:
-            decoded = decode_trace_request_protobuf(request)
+            decoded = split_trace_request_protobuf(request)
         except MalformedRequest as exc:
             self.metrics.request_handled(_RECEIVER, "malformed")
             self._throttle.warning(

@@ -59,7 +59,7 @@ from maxim_otel_bridge.sidecar.otlp_decode import (
     DecodedSpans,
     MalformedRequest,
     decode_trace_request_json,
-    decode_trace_request_protobuf,
+    split_trace_request_protobuf,
 )
 
 __all__ = ["TRACES_PATH", "HttpReceiver", "parse_endpoint"]
@@ -125,7 +125,7 @@ def _trace_response(delivery: Delivery) -> Message:
 
 
 _ROUTES = {
-    TRACES_PATH: _Route(decode_trace_request_protobuf, decode_trace_request_json, _trace_response),
+    TRACES_PATH: _Route(split_trace_request_protobuf, decode_trace_request_json, _trace_response),
 }
 
 

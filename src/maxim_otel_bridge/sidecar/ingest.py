@@ -27,7 +27,7 @@ from maxim_otel_bridge.record import SpanRecord
 
 if TYPE_CHECKING:
     from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
-    from maxim_otel_bridge.sidecar.otlp_decode import DecodedSpans
+    from maxim_otel_bridge.sidecar.otlp_decode import DecodedSpans, EncodedSpan
 
 __all__ = [
     "ACCEPTED",
@@ -83,8 +83,8 @@ ACCEPTED = AcceptResult(Verdict.ACCEPTED)
 
 
 class SpanSink(Protocol):
-    def accept_spans(self, records: Sequence[SpanRecord]) -> AcceptResult:
-        """Take decoded spans.
+    def accept_spans(self, records: Sequence[SpanRecord | EncodedSpan]) -> AcceptResult:
+        """Take decoded spans (records, or spans checked and kept as protobuf).
 
         Called from a receiver worker thread (several may call at once); returns ACCEPTED only after
         the spans are durably in the spool. Never called with an empty sequence.

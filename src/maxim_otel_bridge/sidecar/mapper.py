@@ -27,6 +27,7 @@ import orjson
 
 from maxim_otel_bridge.mapping import MappingOptions, Placement, map_trace_part
 from maxim_otel_bridge.record import SpanRecord
+from maxim_otel_bridge.sidecar.spool import decode_bodies
 
 __all__ = ["InlineMapper", "Mapper", "ProcessMapper", "TraceInput", "TraceOutput", "map_traces"]
 
@@ -39,7 +40,7 @@ _DEFAULT_OPTIONS = MappingOptions()
 class TraceInput:
     trace_id: str
     blobs: Sequence[bytes]
-    """The spool's rows: one orjson `SpanRecord` each, in arrival order."""
+    """The spool's span bodies (`spool.decode_bodies`), in arrival order."""
     known: Mapping[str, tuple[str, str | None]]
     """Placements of spans shipped earlier, as (entity type, parent) pairs."""
 
@@ -56,7 +57,7 @@ class TraceOutput:
 
 
 def decode_records(blobs: Sequence[bytes]) -> list[SpanRecord]:
-    return [SpanRecord.from_json_obj(orjson.loads(blob)) for blob in blobs]
+    return decode_bodies(blobs)
 
 
 def map_traces(inputs: Sequence[TraceInput], options: MappingOptions) -> list[TraceOutput]:

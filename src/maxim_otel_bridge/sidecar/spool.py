@@ -2,8 +2,9 @@
 
 One SQLite file (`spool.sqlite3`) in WAL mode inside a 0700 directory. Tables:
 
-- `spans`: one row per span, the record as one orjson blob, unique by (trace_id, span_id) (a span sent twice
-  is stored once), rowid = arrival order.
+- `spans`: one row per span, unique by (trace_id, span_id) (a span sent twice is stored once), rowid =
+  arrival order. The body is the span as it came: OTLP protobuf (`otlp_decode.EncodedSpan`, from the
+  protobuf receivers) or the record as one orjson object (from OTLP/JSON); `decode_bodies` reads both.
 - `traces`: per waiting trace, when its first span arrived and whether it is ready (its local root has
   arrived, or it shipped a part before): the assembler asks "which traces are ready" with one indexed
   query, so RAM holds no per-trace state.
@@ -35,8 +36,9 @@ from maxim_otel_bridge.mapping import Placement
 from maxim_otel_bridge.record import SpanKind, SpanRecord
 from maxim_otel_bridge.sidecar.ingest import ACCEPTED, AcceptResult, Verdict
 from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
+from maxim_otel_bridge.sidecar.otlp_decode import EncodedSpan, decode_encoded_spans
 
-__all__ = ["SPOOL_FILE", "Spool", "SpoolStats", "StoredSpan", "is_local_root"]
+__all__ = ["SPOOL_FILE", "Spool", "SpoolStats", "StoredSpan", "decode_bodies", "is_local_root"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,10 +95,35 @@ _UPSERT_TRACE = (
 _ENTRY_KINDS = frozenset({SpanKind.SERVER, SpanKind.CONSUMER})
 
 
-def is_local_root(record: SpanRecord) -> bool:
+def is_local_root(record: SpanRecord | EncodedSpan) -> bool:
     """No parent, or an entry span (server/consumer) whose parent ran in another service."""
     parent = record.parent_span_id
     return parent is None or not parent.strip("0") or record.kind in _ENTRY_KINDS
+
+
+def _body(record: SpanRecord | EncodedSpan) -> bytes:
+    return record.data if isinstance(record, EncodedSpan) else orjson.dumps(record.to_json_obj())
+
+
+def decode_bodies(bodies: Sequence[bytes]) -> list[SpanRecord]:
+    """The records of stored span bodies, in order.
+
+    An orjson record starts with `{`; anything else is an `EncodedSpan` (a protobuf request, whose first byte is
+    the tag of its field 1). Consecutive protobuf bodies are decoded together: concatenated, they are one request.
+    """
+    records: list[SpanRecord] = []
+    run: list[bytes] = []
+    for body in bodies:
+        if body[:1] == b"{":
+            if run:
+                records.extend(decode_encoded_spans(b"".join(run)))
+                run = []
+            records.append(SpanRecord.from_json_obj(orjson.loads(body)))
+        else:
+            run.append(body)
+    if run:
+        records.extend(decode_encoded_spans(b"".join(run)))
+    return records
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +211,7 @@ class Spool:
 
     # -- intake (SpanSink) ---------------------------------------------------------------------------
 
-    def accept_spans(self, records: Sequence[SpanRecord]) -> AcceptResult:
+    def accept_spans(self, records: Sequence[SpanRecord | EncodedSpan]) -> AcceptResult:
         """Store `records` durably in one transaction (shared with concurrent callers); ACCEPTED after commit."""
         if not self._intake_open:
             return AcceptResult(Verdict.SHUTTING_DOWN, 1.0)
@@ -193,7 +220,7 @@ class Spool:
         traces: dict[str, bool] = {}
         size = 0
         for record in records:
-            body = orjson.dumps(record.to_json_obj())
+            body = _body(record)
             size += len(body)
             root = is_local_root(record)
             rows.append((record.trace_id, record.span_id, now, int(root), body))
@@ -315,13 +342,11 @@ class Spool:
 
     def read_trace(self, trace_id: str, limit: int) -> list[StoredSpan]:
         """Up to `limit` waiting spans of a trace, in arrival order."""
-        return [
-            StoredSpan(seq, SpanRecord.from_json_obj(orjson.loads(body)))
-            for seq, body in self.read_trace_rows(trace_id, limit)
-        ]
+        rows = self.read_trace_rows(trace_id, limit)
+        return [StoredSpan(seq, record) for (seq, _), record in zip(rows, decode_bodies([body for _, body in rows]))]
 
     def read_trace_rows(self, trace_id: str, limit: int) -> list[tuple[int, bytes]]:
-        """Like `read_trace`, as (seq, orjson record blob) rows: for mapping in another process."""
+        """Like `read_trace`, as (seq, stored body) rows (`decode_bodies` reads them): for mapping in another process."""
         with self._reader_lock:
             return self._reader.execute(
                 "SELECT seq, body FROM spans WHERE trace_id = ? ORDER BY seq LIMIT ?", (trace_id, limit)

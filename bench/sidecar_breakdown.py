@@ -1,0 +1,105 @@
+"""Where the sidecar's CPU per span goes outside the mapping, stage by stage, on the benchmark's span set.
+
+    python bench/sidecar_breakdown.py [rounds]
+
+Runs the sidecar's own parts in this process, one stage at a time over the whole span set (OTLP requests as
+the load generator sends them), and reports process CPU microseconds per span (every thread: the spool's
+writer included): checking and splitting the requests as the receivers do, storing them in a durable spool (`synchronous=full`), claiming the
+ready traces (reading rows and placements; the mapper is bypassed), mapping them (for reference: that is the
+mapping's own work), sending the entities to a counting sink with `MaximClient`, and deleting what was
+delivered (`Spool.complete`). CPU time is less sensitive to other load on the machine than throughput.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sinks import SinkProcess
+from spanset import SpanSetSpec, build_spans, encode_requests
+
+from maxim_otel_bridge.client import ClientOptions, MaximClient
+from maxim_otel_bridge.config import Destination, Secret
+from maxim_otel_bridge.mapping import MappingOptions
+from maxim_otel_bridge.sidecar.assembler import Assembler
+from maxim_otel_bridge.sidecar.mapper import TraceInput, TraceOutput, map_traces
+from maxim_otel_bridge.sidecar.otlp_decode import split_trace_request_protobuf
+from maxim_otel_bridge.sidecar.spool import Spool
+
+
+class _Recording:
+    """A mapper that maps nothing: it keeps the inputs, so claiming is measured without the mapping."""
+
+    def __init__(self) -> None:
+        self.inputs: list[TraceInput] = []
+
+    def map(self, inputs: Sequence[TraceInput]) -> list[TraceOutput]:
+        self.inputs.extend(inputs)
+        return [TraceOutput(item.trace_id, [], {}) for item in inputs]
+
+    def close(self) -> None:
+        pass
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+    requests = [r.data for r in encode_requests(build_spans(SpanSetSpec()))] * rounds
+    cpu: dict[str, float] = {}
+
+    def timed(stage: str, started: float) -> None:
+        cpu[stage] = cpu.get(stage, 0.0) + time.process_time() - started
+
+    with tempfile.TemporaryDirectory(prefix="maxim-breakdown-") as tmp, SinkProcess("http") as sink:
+        started = time.process_time()
+        decoded = [split_trace_request_protobuf(data).records for data in requests]
+        timed("receive (OTLP protobuf checked and split)", started)
+        n = sum(len(records) for records in decoded)
+
+        spool = Spool(Path(tmp) / "spool", synchronous="full")
+        wall = time.perf_counter()
+        started = time.process_time()
+        for records in decoded:
+            spool.accept_spans(records)
+        timed("spool intake (accept_spans, durable)", started)
+        intake_wall = time.perf_counter() - wall
+
+        recorder = _Recording()
+        assembler = Assembler(spool, wait_s=0.0, max_spans=1000, mapper=recorder)
+        client = MaximClient(
+            Destination(base_url=sink.url, api_key=Secret("bench"), repo_id="bench"), ClientOptions()
+        )
+        options = MappingOptions()
+        while True:
+            started = time.process_time()
+            batch = assembler.claim()
+            timed("claim (ready traces, rows, placements)", started)
+            if not batch:
+                break
+            inputs, recorder.inputs = recorder.inputs, []
+            started = time.process_time()
+            outputs = map_traces(inputs, options)
+            timed("mapping (reference: not the sidecar's own work)", started)
+            started = time.process_time()
+            client.send([entity for out in outputs for entity in out.entities])
+            timed("send (MaximClient to a counting sink)", started)
+            started = time.process_time()
+            spool.complete({trace.trace_id: (trace.seqs, out.placements) for trace, out in zip(batch, outputs)})
+            timed("complete (delete delivered, keep placements)", started)
+            assembler.release([trace.trace_id for trace in batch])
+        client.close()
+        spool.close()
+
+    print(f"{n} spans in {len(requests)} OTLP requests; spool intake wall time {intake_wall / n * 1e6:.1f} us/span")
+    for stage, seconds in cpu.items():
+        print(f"{stage:<52} {seconds / n * 1e6:7.1f} us/span")
+    own = sum(seconds for stage, seconds in cpu.items() if not stage.startswith("mapping"))
+    print(f"{'sidecar without the mapping':<52} {own / n * 1e6:7.1f} us/span")
+
+
+if __name__ == "__main__":
+    main()

@@ -86,7 +86,8 @@ class SendResult:
     delivered: int = 0
     dead_lettered: tuple[str, ...] = ()
     """Ids of the entities Maxim refused (written to the dead-letter file, or logged)."""
-    failed: tuple[Mapping[str, Any], ...] = ()
+    failed: tuple[Mapping[str, Any] | bytes, ...] = ()
+    """As given: mappings from `send`, JSON bytes from `send_encoded`."""
     retry_after: float | None = None
     """The server's last Retry-After, in seconds, when it asked the client to wait."""
     auth_failed: bool = False
@@ -136,14 +137,15 @@ class _Run:
         self.deadline = deadline
         self.delivered = 0
         self.dead: list[DeadLetter] = []
-        self.failed: list[Mapping[str, Any]] = []
+        self.failed: list[Mapping[str, Any] | bytes] = []
         self.retry_after: float | None = None
         self.auth_failed = False
         self.last_error: str | None = None
         self.stopped = False
 
 
-_Item = tuple[Mapping[str, Any], bytes]
+_Item = tuple["Mapping[str, Any] | bytes", bytes]
+"""An entity as the caller gave it (a mapping, or its JSON for `send_encoded`) and its JSON."""
 
 
 class MaximClient:
@@ -225,6 +227,18 @@ class MaximClient:
                 items.append((entity, orjson.dumps(entity)))
             except (orjson.JSONEncodeError, TypeError) as exc:
                 run.dead.append(DeadLetter(entity, f"entity is not JSON-serializable: {exc}"))
+        return self._send_items(items, run)
+
+    def send_encoded(self, entities: Sequence[bytes], *, deadline: float | None = None) -> SendResult:
+        """Like `send`, for entities already serialized, each one JSON object (what the sidecar's mapping
+        workers produce): they go into the request bodies as they are. `failed` holds the same bytes objects;
+        an entity is parsed only to be written as a dead letter."""
+        run = _Run(deadline if deadline is not None else self._clock() + self.options.retry_deadline)
+        if self._http.is_closed:
+            return SendResult(failed=tuple(entities), last_error="the client is closed")
+        return self._send_items([(data, data) for data in entities], run)
+
+    def _send_items(self, items: list[_Item], run: _Run) -> SendResult:
         overhead = len(self._envelope_head) + 2
         for batch in split_batches(
             [len(data) for _, data in items], self.options.max_batch_entities, self.options.max_batch_bytes, overhead
@@ -284,9 +298,9 @@ class MaximClient:
     def _isolate(self, chunk: list[_Item], answer: _Answer, run: _Run) -> None:
         """Bisect a refused batch: the halves the server takes are delivered, lone refused entities dead-lettered."""
         if len(chunk) == 1:
-            entity = chunk[0][0]
+            entity, data = chunk[0]
             reason = f"HTTP {answer.status}: {answer.text}"
-            run.dead.append(DeadLetter(entity, reason))
+            run.dead.append(DeadLetter(orjson.loads(data) if isinstance(entity, bytes) else entity, reason))
             return
         middle = len(chunk) // 2
         for half in (chunk[:middle], chunk[middle:]):

@@ -19,6 +19,8 @@ import logging
 import threading
 from dataclasses import dataclass
 
+import orjson
+
 from maxim_otel_bridge.deadletter import DeadLetter, DeadLetterFile
 from maxim_otel_bridge.mapping import Placement
 from maxim_otel_bridge.sidecar.mapper import InlineMapper, Mapper, TraceInput, TraceOutput, decode_records
@@ -36,15 +38,20 @@ class AssembledTrace:
     trace_id: str
     seqs: tuple[int, ...]
     """The spool rows it came from: deleted once its entities are delivered."""
-    entities: list[dict]
-    """Parents before children."""
+    encoded: list[bytes]
+    """Each entity as one JSON object, parents before children: sent as they are (`MaximClient.send_encoded`)."""
     placements: dict[str, Placement]
     mapping_failed: bool = False
-    """The mapping raised: the raw spans went to the dead-letter file and `entities` is empty."""
+    """The mapping raised: the raw spans went to the dead-letter file and `encoded` is empty."""
 
     @property
     def span_count(self) -> int:
         return len(self.seqs)
+
+    @property
+    def entities(self) -> list[dict]:
+        """The entities parsed back, for inspection (shipping sends `encoded`)."""
+        return [orjson.loads(data) for data in self.encoded]
 
 
 class Assembler:

@@ -3,7 +3,8 @@
 Mapping is the most CPU-hungry step of the sidecar (tens of microseconds per span), and Python threads share
 one core for it. `ProcessMapper` runs it in worker processes so receiving, spooling and sending keep the main
 process's core while the mapping uses the others. Work crosses the process boundary as bytes: the spool's
-record blobs go in, one orjson array of entities comes out, so no Python objects are pickled span by span.
+span bodies go in, each entity's JSON comes out, so no Python objects are pickled span by span, and the
+entities are serialized once, where they are made: the client puts those bytes in its requests as they are.
 
 `map_traces` is the one pure function both mappers run; a trace whose mapping raises is reported with its
 error (the caller keeps its raw spans as dead letters) and does not affect the others.
@@ -48,8 +49,8 @@ class TraceInput:
 @dataclass(frozen=True, slots=True)
 class TraceOutput:
     trace_id: str
-    entities: list[dict]
-    """Parents first."""
+    entities: list[bytes]
+    """Each entity as one JSON object (orjson), parents first."""
     placements: dict[str, Placement]
     skipped: tuple[str, ...] = ()
     error: str | None = None
@@ -67,22 +68,23 @@ def map_traces(inputs: Sequence[TraceInput], options: MappingOptions) -> list[Tr
         known = {span_id: Placement(kind, parent) for span_id, (kind, parent) in item.known.items()}
         try:
             part = map_trace_part(decode_records(item.blobs), options, known)
+            entities = [orjson.dumps(entity) for entity in part.entities]
         except Exception as exc:  # noqa: BLE001 - one trace's mapping bug must not stop the others (nor the spool)
             outputs.append(TraceOutput(item.trace_id, [], {}, error=repr(exc)))
             continue
-        outputs.append(TraceOutput(item.trace_id, part.entities, part.placements, tuple(part.skipped)))
+        outputs.append(TraceOutput(item.trace_id, entities, part.placements, tuple(part.skipped)))
     return outputs
 
 
-_Packed = tuple[str, bytes, dict[str, tuple[str, "str | None"]], tuple[str, ...], "str | None"]
+_Packed = tuple[str, list[bytes], dict[str, tuple[str, "str | None"]], tuple[str, ...], "str | None"]
 
 
 def _map_packed(inputs: Sequence[TraceInput], options: MappingOptions) -> list[_Packed]:
-    """`map_traces` in a worker: the entities cross the process boundary as one JSON document per trace."""
+    """`map_traces` in a worker: placements cross the process boundary as plain tuples, entities as bytes."""
     return [
         (
             out.trace_id,
-            orjson.dumps(out.entities),
+            out.entities,
             {span_id: (p.entity_type, p.parent) for span_id, p in out.placements.items()},
             out.skipped,
             out.error,
@@ -95,12 +97,12 @@ def _unpack(packed: list[_Packed]) -> list[TraceOutput]:
     return [
         TraceOutput(
             trace_id,
-            orjson.loads(entities_json),
+            entities,
             {span_id: Placement(kind, parent) for span_id, (kind, parent) in placements.items()},
             skipped,
             error,
         )
-        for trace_id, entities_json, placements, skipped, error in packed
+        for trace_id, entities, placements, skipped, error in packed
     ]
 
 

@@ -249,16 +249,17 @@ class Shipper:
                 self.assembler.release([trace.trace_id for trace in batch])
 
     def _ship(self, batch: list[AssembledTrace]) -> None:
-        entities = [entity for trace in batch for entity in trace.entities]
+        entities = [entity for trace in batch for entity in trace.encoded]
         deadline = self.client.clock() + self.send_deadline
         if self._flush_deadline is not None:
             deadline = min(deadline, self._flush_deadline)
-        result = self.client.send(entities, deadline=deadline) if entities else SendResult()
+        result = self.client.send_encoded(entities, deadline=deadline) if entities else SendResult()
+        # `failed` holds the very bytes objects sent: identity says which trace each belongs to.
         failed = {id(entity) for entity in result.failed}
         done: dict[str, tuple[tuple[int, ...], dict[str, Placement]]] = {}
         sent = undelivered = 0
         for trace in batch:
-            if any(id(entity) in failed for entity in trace.entities):
+            if any(id(entity) in failed for entity in trace.encoded):
                 undelivered += trace.span_count
             else:
                 done[trace.trace_id] = (trace.seqs, trace.placements)

@@ -261,3 +261,54 @@ def test_a_request_larger_than_the_cap_is_taken_while_there_is_room(tmp_path: Pa
         assert s.accept_spans(small_trace(2)).verdict is Verdict.OVERLOADED  # now over the cap
     finally:
         s.close()
+
+
+def test_placements_of_later_parts_are_added_to_those_kept(spool: Spool, clock: FakeWallClock) -> None:
+    spool.accept_spans(small_trace(12))
+    stored = spool.read_trace(trace_id(12), 100)
+    first = {span_id(1): Placement("span", None), span_id(2): Placement("generation", span_id(1))}
+    spool.complete({trace_id(12): ([s.seq for s in stored], first)})
+    spool.accept_spans([generation(12, 9, 1)])
+    [late] = spool.read_trace(trace_id(12), 100)
+    later = {span_id(9): Placement("generation", span_id(1)), span_id(2): Placement("tool_call", span_id(1))}
+    spool.complete({trace_id(12): ([late.seq], later)})
+    assert spool.known(trace_id(12)) == {**first, **later}
+
+
+def test_a_spool_with_per_span_placements_is_converted_when_opened(tmp_path: Path, clock: FakeWallClock) -> None:
+    import sqlite3
+
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    old = sqlite3.connect(directory / SPOOL_FILE)
+    old.executescript(
+        """
+        CREATE TABLE placements (trace_id TEXT NOT NULL, span_id TEXT NOT NULL, entity_type TEXT NOT NULL,
+            parent TEXT, shipped_ns INTEGER NOT NULL, PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID;
+        CREATE INDEX placements_by_age ON placements (shipped_ns);
+        """
+    )
+    old.executemany(
+        "INSERT INTO placements VALUES (?, ?, ?, ?, ?)",
+        [
+            (trace_id(1), span_id(1), "span", None, clock.now),
+            (trace_id(1), span_id(2), "generation", span_id(1), clock.now),
+            (trace_id(2), span_id(3), "span", None, clock.now),
+        ],
+    )
+    old.commit()
+    old.close()
+    s = Spool(directory, wall_clock_ns=clock)
+    try:
+        assert s.known(trace_id(1)) == {
+            span_id(1): Placement("span", None),
+            span_id(2): Placement("generation", span_id(1)),
+        }
+        assert s.known(trace_id(2)) == {span_id(3): Placement("span", None)}
+        # A late span of a trace shipped before the upgrade is ready at once, as before.
+        s.accept_spans([generation(1, 9, 2)])
+        assert s.ready_traces(10, wait_s=60) == [trace_id(1)]
+        clock.advance(61)
+        assert s.purge_placements(60) == 2
+    finally:
+        s.close()

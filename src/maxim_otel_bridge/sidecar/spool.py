@@ -8,8 +8,11 @@ One SQLite file (`spool.sqlite3`) in WAL mode inside a 0700 directory. Tables:
 - `traces`: per waiting trace, when its first span arrived and whether it is ready (its local root has
   arrived, or it shipped a part before): the assembler asks "which traces are ready" with one indexed
   query, so RAM holds no per-trace state.
-- `placements`: where each shipped span went (entity type and parent), kept `placement_retention` seconds so
-  a late span of a trace hangs under the right parent even after a restart.
+- `trace_placements`: per shipped trace, where each of its shipped spans went (entity type and parent), as one
+  JSON object, kept `placement_retention` seconds after the trace last shipped so a late span hangs under the
+  right parent even after a restart. One row per trace, merged in SQL (`json_patch`) when a later part ships:
+  remembering a part costs one write, not one per span. (A spool written by an earlier version, with one
+  `placements` row per span, is converted when opened.)
 
 Writes use group commit: receiver threads hand their records to one writer thread, which writes every
 request waiting at that moment in ONE transaction and commits once, then answers them all. A request is
@@ -67,16 +70,27 @@ CREATE TABLE IF NOT EXISTS traces (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS traces_by_age ON traces (first_ns);
 CREATE INDEX IF NOT EXISTS traces_rooted_by_age ON traces (first_ns) WHERE root_seen = 1;
-CREATE TABLE IF NOT EXISTS placements (
-    trace_id TEXT NOT NULL,
-    span_id TEXT NOT NULL,
-    entity_type TEXT NOT NULL,
-    parent TEXT,
-    shipped_ns INTEGER NOT NULL,
-    PRIMARY KEY (trace_id, span_id)
+CREATE TABLE IF NOT EXISTS trace_placements (
+    trace_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    shipped_ns INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS placements_by_age ON placements (shipped_ns);
+CREATE INDEX IF NOT EXISTS trace_placements_by_age ON trace_placements (shipped_ns);
 """
+
+# The per-span placements table of earlier versions, folded into one row per trace.
+_MIGRATE_PLACEMENTS = """
+INSERT OR REPLACE INTO trace_placements (trace_id, body, shipped_ns)
+    SELECT trace_id, json_group_object(span_id, json_array(entity_type, parent)), max(shipped_ns)
+    FROM placements GROUP BY trace_id;
+DROP TABLE placements;
+"""
+
+# body: {span id: [entity type, parent or null]}. json_patch adds a later part's spans to those kept.
+_MERGE_PLACEMENTS = (
+    "INSERT INTO trace_placements (trace_id, body, shipped_ns) VALUES (?, ?, ?) "
+    "ON CONFLICT (trace_id) DO UPDATE SET body = json_patch(body, excluded.body), shipped_ns = excluded.shipped_ns"
+)
 
 _INSERT_SPAN = (
     "INSERT INTO spans (trace_id, span_id, received_ns, local_root, body) VALUES (?, ?, ?, ?, ?) "
@@ -86,7 +100,7 @@ _INSERT_SPAN = (
 # either shipped (the mapping links to them through the stored placements) or come with them.
 _UPSERT_TRACE = (
     "INSERT INTO traces (trace_id, first_ns, root_seen) "
-    "VALUES (?1, ?2, ?3 OR EXISTS (SELECT 1 FROM placements WHERE trace_id = ?1)) "
+    "VALUES (?1, ?2, ?3 OR EXISTS (SELECT 1 FROM trace_placements WHERE trace_id = ?1)) "
     "ON CONFLICT (trace_id) DO UPDATE SET root_seen = max(root_seen, excluded.root_seen)"
 )
 
@@ -188,6 +202,7 @@ class Spool:
         self.path = self.directory / SPOOL_FILE
         self._writer = _connect(self.path, synchronous)
         self._writer.executescript(_SCHEMA)
+        self._migrate(self._writer)
         self._page_size = self._writer.execute("PRAGMA page_size").fetchone()[0]
         # Deletes and placements need no fsync of their own: losing the last of them to a power cut only
         # means spans are sent again (Maxim merges by id). The next intake commit (FULL) syncs them anyway.
@@ -208,6 +223,12 @@ class Spool:
 
     def __repr__(self) -> str:
         return f"Spool({str(self.directory)!r}, max_bytes={self.max_bytes})"
+
+    @staticmethod
+    def _migrate(connection: sqlite3.Connection) -> None:
+        old = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'placements'").fetchone()
+        if old is not None:
+            connection.executescript(f"BEGIN IMMEDIATE; {_MIGRATE_PLACEMENTS} COMMIT;")
 
     # -- intake (SpanSink) ---------------------------------------------------------------------------
 
@@ -355,10 +376,10 @@ class Spool:
     def known(self, trace_id: str) -> dict[str, Placement]:
         """Placements of spans of `trace_id` shipped before (within the retention period)."""
         with self._reader_lock:
-            rows = self._reader.execute(
-                "SELECT span_id, entity_type, parent FROM placements WHERE trace_id = ?", (trace_id,)
-            ).fetchall()
-        return {span_id: Placement(entity_type, parent) for span_id, entity_type, parent in rows}
+            row = self._reader.execute("SELECT body FROM trace_placements WHERE trace_id = ?", (trace_id,)).fetchone()
+        if row is None:
+            return {}
+        return {span_id: Placement(entity_type, parent) for span_id, (entity_type, parent) in orjson.loads(row[0]).items()}
 
     def complete(self, done: Mapping[str, tuple[Sequence[int], Mapping[str, Placement]]]) -> None:
         """Delivered: per trace id, the spans' seqs to delete and the placements to remember, in one transaction.
@@ -371,9 +392,9 @@ class Spool:
         now = self._now_ns()
         trace_ids = list(done)
         placement_rows = [
-            (trace_id, span_id, p.entity_type, p.parent, now)
+            (trace_id, orjson.dumps({span_id: (p.entity_type, p.parent) for span_id, p in placements.items()}), now)
             for trace_id, (_, placements) in done.items()
-            for span_id, p in placements.items()
+            if placements
         ]
         with self._reader_lock:
             connection = self._reader
@@ -382,11 +403,7 @@ class Spool:
                 connection.executemany(
                     "DELETE FROM spans WHERE seq = ?", [(seq,) for seqs, _ in done.values() for seq in seqs]
                 )
-                connection.executemany(
-                    "INSERT OR REPLACE INTO placements (trace_id, span_id, entity_type, parent, shipped_ns) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    placement_rows,
-                )
+                connection.executemany(_MERGE_PLACEMENTS, placement_rows)
                 remaining: dict[str, tuple[int, int]] = {}
                 for start in range(0, len(trace_ids), _IN_CHUNK):
                     chunk = trace_ids[start : start + _IN_CHUNK]
@@ -416,10 +433,10 @@ class Spool:
         self._refresh_gauges()
 
     def purge_placements(self, retention_s: float) -> int:
-        """Forget placements older than `retention_s`; returns how many."""
+        """Forget the placements of traces that last shipped more than `retention_s` ago; returns how many traces."""
         cutoff = self._now_ns() - int(retention_s * 1e9)
         with self._reader_lock:
-            cursor = self._reader.execute("DELETE FROM placements WHERE shipped_ns < ?", (cutoff,))
+            cursor = self._reader.execute("DELETE FROM trace_placements WHERE shipped_ns < ?", (cutoff,))
             return cursor.rowcount
 
     # -- state ---------------------------------------------------------------------------------------------

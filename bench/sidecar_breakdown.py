@@ -4,11 +4,12 @@
 
 Runs the sidecar's own parts in this process, one stage at a time over the whole span set (OTLP requests as
 the load generator sends them), and reports process CPU microseconds per span (every thread: the spool's
-writer included): checking and splitting the requests as the receivers do, storing them in a durable spool (`synchronous=full`), claiming the
-ready traces (reading rows and placements; the mapper is bypassed), mapping them (for reference: that is the
-mapping's own work), sending the entities to a counting sink with `MaximClient`, and deleting what was
-delivered (`Spool.complete`). CPU time is less sensitive to other load on the machine than throughput; each
-stage's least CPU over a few passes (3 by default, each with a fresh spool) is reported.
+writer included): checking and splitting the requests as the receivers do, storing them in a durable spool
+(`synchronous=full`), claiming the ready traces (reading rows and placements; the mapper is bypassed), mapping
+them and serializing the entities (for reference: that is the mapping's work, in the mapping workers when
+there are any), sending the entities to a counting sink with `MaximClient`, and deleting what was delivered
+(`Spool.complete`). CPU time is less sensitive to other load on the machine than throughput; each stage's
+least CPU over a few passes (3 by default, each with a fresh spool) is reported.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from maxim_otel_bridge.mapping import Placement
 from maxim_otel_bridge.record import SpanKind
 from maxim_otel_bridge.sidecar.ingest import Verdict
 from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
-from maxim_otel_bridge.sidecar.spool import SPOOL_FILE, Spool, is_local_root
+from maxim_otel_bridge.sidecar.spool import SPOOL_FILE, Spool, decode_bodies, is_local_root
 
 
 class FakeWallClock:
@@ -312,3 +312,20 @@ def test_a_spool_with_per_span_placements_is_converted_when_opened(tmp_path: Pat
         assert s.purge_placements(60) == 2
     finally:
         s.close()
+
+
+def test_waiting_traces_are_read_in_the_order_asked_within_the_span_budget(spool: Spool) -> None:
+    for n in (20, 21, 22):
+        spool.accept_spans(small_trace(n, children=3))  # 4 spans each
+    [first] = spool.read_waiting([trace_id(20)], 100)
+    spool.complete({trace_id(20): ([seq for seq, _ in first.rows], {span_id(1): Placement("span", None)})})
+    spool.accept_spans([generation(20, 9, 1)])
+
+    waiting = spool.read_waiting([trace_id(22), trace_id(99), trace_id(20), trace_id(21)], 6)
+    assert [(w.trace_id, len(w.rows)) for w in waiting] == [(trace_id(22), 4), (trace_id(20), 1), (trace_id(21), 1)]
+    assert waiting[1].known == {span_id(1): Placement("span", None)} and waiting[0].known == {}
+    # The cut trace gives its first spans in arrival order, as read_trace does.
+    assert waiting[2].rows == spool.read_trace_rows(trace_id(21), 1)
+    assert [r.span_id for r in decode_bodies([body for _, body in waiting[0].rows])] == [
+        s.record.span_id for s in spool.read_trace(trace_id(22), 100)
+    ]

@@ -90,18 +90,11 @@ class Assembler:
             )
             inputs: list[TraceInput] = []
             seqs: list[tuple[int, ...]] = []
-            budget = self.max_spans
-            for trace_id in trace_ids:
-                if budget <= 0:
-                    break
-                rows = self.spool.read_trace_rows(trace_id, budget)
-                if not rows:
-                    continue
-                budget -= len(rows)
-                known = {span_id: (p.entity_type, p.parent) for span_id, p in self.spool.known(trace_id).items()}
-                inputs.append(TraceInput(trace_id, [blob for _, blob in rows], known))
-                seqs.append(tuple(seq for seq, _ in rows))
-                self._in_flight.add(trace_id)
+            for waiting in self.spool.read_waiting(trace_ids, self.max_spans):
+                known = {span_id: (p.entity_type, p.parent) for span_id, p in waiting.known.items()}
+                inputs.append(TraceInput(waiting.trace_id, [body for _, body in waiting.rows], known))
+                seqs.append(tuple(seq for seq, _ in waiting.rows))
+                self._in_flight.add(waiting.trace_id)
         if not inputs:
             return []
         try:

@@ -308,4 +308,6 @@ class Shipper:
             logger.warning("could not purge old placements: %s", exc)
             return
         if forgotten:
-            logger.debug("forgot the placements of %d traces shipped over %.0fs ago", forgotten, self.placement_retention)
+            logger.debug(
+                "forgot the placements of %d traces shipped over %.0fs ago", forgotten, self.placement_retention
+            )

@@ -41,7 +41,7 @@ from maxim_otel_bridge.sidecar.ingest import ACCEPTED, AcceptResult, Verdict
 from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
 from maxim_otel_bridge.sidecar.otlp_decode import EncodedSpan, decode_encoded_spans
 
-__all__ = ["SPOOL_FILE", "Spool", "SpoolStats", "StoredSpan", "decode_bodies", "is_local_root"]
+__all__ = ["SPOOL_FILE", "Spool", "SpoolStats", "StoredSpan", "WaitingTrace", "decode_bodies", "is_local_root"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,12 @@ def _body(record: SpanRecord | EncodedSpan) -> bytes:
     return record.data if isinstance(record, EncodedSpan) else orjson.dumps(record.to_json_obj())
 
 
+def _placements(body: str | None) -> dict[str, Placement]:
+    if body is None:
+        return {}
+    return {span_id: Placement(entity_type, parent) for span_id, (entity_type, parent) in orjson.loads(body).items()}
+
+
 def decode_bodies(bodies: Sequence[bytes]) -> list[SpanRecord]:
     """The records of stored span bodies, in order.
 
@@ -145,6 +151,16 @@ class StoredSpan:
     seq: int
     """Arrival order; the handle `complete()` deletes by."""
     record: SpanRecord
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingTrace:
+    """The first spans of a waiting trace, as stored, with the placements of its spans shipped before."""
+
+    trace_id: str
+    rows: list[tuple[int, bytes]]
+    """(seq, body) in arrival order (`decode_bodies` reads the bodies)."""
+    known: dict[str, Placement]
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,19 +383,62 @@ class Spool:
         return [StoredSpan(seq, record) for (seq, _), record in zip(rows, decode_bodies([body for _, body in rows]))]
 
     def read_trace_rows(self, trace_id: str, limit: int) -> list[tuple[int, bytes]]:
-        """Like `read_trace`, as (seq, stored body) rows (`decode_bodies` reads them): for mapping in another process."""
+        """Like `read_trace`, as (seq, stored body) rows (`decode_bodies` reads them)."""
         with self._reader_lock:
             return self._reader.execute(
                 "SELECT seq, body FROM spans WHERE trace_id = ? ORDER BY seq LIMIT ?", (trace_id, limit)
             ).fetchall()
 
+    def read_waiting(self, trace_ids: Sequence[str], max_spans: int) -> list[WaitingTrace]:
+        """The waiting spans of `trace_ids`, in that order, up to `max_spans` spans in all: the last trace taken
+        may be cut (its first spans in arrival order), the ones after it are left out. A few queries for the
+        whole batch instead of two per trace."""
+        with self._reader_lock:
+            counts = dict(
+                self._in_chunks("SELECT trace_id, count(*) FROM spans WHERE trace_id IN ({}) GROUP BY trace_id", trace_ids)
+            )
+            taken: dict[str, int] = {}
+            budget = max_spans
+            for trace_id in trace_ids:
+                if budget <= 0:
+                    break
+                if counts.get(trace_id):
+                    taken[trace_id] = min(counts[trace_id], budget)
+                    budget -= taken[trace_id]
+            rows: dict[str, list[tuple[int, bytes]]] = {trace_id: [] for trace_id in taken}
+            whole = [trace_id for trace_id, count in taken.items() if count == counts[trace_id]]
+            # Sorted here, not by SQLite: its sorter would copy every body once more.
+            for trace_id, seq, body in self._in_chunks("SELECT trace_id, seq, body FROM spans WHERE trace_id IN ({})", whole):
+                rows[trace_id].append((seq, body))
+            for trace_id in whole:
+                rows[trace_id].sort()
+            for trace_id in taken.keys() - set(whole):
+                rows[trace_id] = self._reader.execute(
+                    "SELECT seq, body FROM spans WHERE trace_id = ? ORDER BY seq LIMIT ?", (trace_id, taken[trace_id])
+                ).fetchall()
+            known = dict(
+                self._in_chunks("SELECT trace_id, body FROM trace_placements WHERE trace_id IN ({})", list(taken))
+            )
+        # Spans that arrived between the queries wait for the next claim: each trace keeps its share of the budget.
+        return [
+            WaitingTrace(trace_id, rows[trace_id][:count], _placements(known.get(trace_id)))
+            for trace_id, count in taken.items()
+        ]
+
+    def _in_chunks(self, query: str, values: Sequence[str]) -> list[tuple]:
+        """`query` (one `IN ({})`) run over `values` in chunks; the reader lock must be held."""
+        out: list[tuple] = []
+        for start in range(0, len(values), _IN_CHUNK):
+            chunk = values[start : start + _IN_CHUNK]
+            # Only "?" marks are formatted in: the values are bound parameters.
+            out.extend(self._reader.execute(query.format(",".join("?" * len(chunk))), chunk).fetchall())
+        return out
+
     def known(self, trace_id: str) -> dict[str, Placement]:
         """Placements of spans of `trace_id` shipped before (within the retention period)."""
         with self._reader_lock:
             row = self._reader.execute("SELECT body FROM trace_placements WHERE trace_id = ?", (trace_id,)).fetchone()
-        if row is None:
-            return {}
-        return {span_id: Placement(entity_type, parent) for span_id, (entity_type, parent) in orjson.loads(row[0]).items()}
+        return _placements(row[0] if row else None)
 
     def complete(self, done: Mapping[str, tuple[Sequence[int], Mapping[str, Placement]]]) -> None:
         """Delivered: per trace id, the spans' seqs to delete and the placements to remember, in one transaction.

@@ -34,6 +34,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
 from maxim_otel_bridge.record import (
@@ -146,8 +147,13 @@ def decode_trace_request_protobuf(data: bytes) -> DecodedSpans:
         raise MalformedRequest(f"body is not a valid OTLP protobuf trace request: {exc}") from None
     records: list[SpanRecord] = []
     problems = _Problems()
+    previous: tuple[Resource, dict[str, Any]] | None = None
     for resource_spans in request.resource_spans:
-        _decode_resource_spans(resource_spans, records, problems)
+        # Stored spans each carry their resource (`EncodedSpan`): a resource equal to the one before is decoded once.
+        message = resource_spans.resource
+        if previous is None or message != previous[0]:
+            previous = (message, decode_attributes(message.attributes))
+        _decode_resource_spans(resource_spans, previous[1], records, problems)
     return problems.result(records)
 
 
@@ -231,9 +237,10 @@ def decode_encoded_spans(data: bytes) -> list[SpanRecord]:
     return list(decoded.records)
 
 
-def _decode_resource_spans(resource_spans: ResourceSpans, out: list[SpanRecord], problems: _Problems) -> None:
-    # Decoded once and shared by the resource's spans: records are immutable by contract.
-    resource = decode_attributes(resource_spans.resource.attributes)
+def _decode_resource_spans(
+    resource_spans: ResourceSpans, resource: Mapping[str, Any], out: list[SpanRecord], problems: _Problems
+) -> None:
+    # `resource` is decoded once and shared by the resource's spans: records are immutable by contract.
     for scope_spans in resource_spans.scope_spans:
         scope = scope_spans.scope
         for span in scope_spans.spans:

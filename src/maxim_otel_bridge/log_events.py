@@ -150,6 +150,7 @@ def attach_log_events(
             unmatched.append(event)
     if not by_span:
         return list(records), unmatched
+    _move_stray_choices(records, by_span)
     joined: list[SpanRecord] = []
     for record in records:
         extra = by_span.get((record.trace_id, record.span_id))
@@ -166,6 +167,45 @@ def attach_log_events(
                 events_now.append(span_event)
         joined.append(dataclasses.replace(record, events=tuple(events_now)))
     return joined, unmatched
+
+
+_CHOICE = "gen_ai.choice"
+_MODEL_KEY = "gen_ai.request.model"
+
+
+def _move_stray_choices(records: Sequence[SpanRecord], by_span: dict[tuple[str, str], list[LogEvent]]) -> None:
+    """Hand `gen_ai.choice` records emitted outside their call's span to that call.
+
+    OpenLLMetry emits a stream's choices when the stream is drained, outside the context of the call's span:
+    the record then carries the ids of the enclosing span (an agent step, say). When that span is not a
+    model call itself, and exactly one of its children is a model call that was open when the record was
+    emitted and has no choice of its own, the choice is that call's.
+    """
+    by_id = {(r.trace_id, r.span_id): r for r in records}
+    children: dict[tuple[str, str], list[SpanRecord]] = {}
+    for record in records:
+        if record.parent_span_id is not None:
+            children.setdefault((record.trace_id, record.parent_span_id), []).append(record)
+
+    def has_choice(record: SpanRecord) -> bool:
+        own = any(e.name == _CHOICE for e in record.events)
+        return own or any(e.name == _CHOICE for e in by_span.get((record.trace_id, record.span_id), ()))
+
+    for key in list(by_span):
+        parent = by_id[key]
+        if _MODEL_KEY in parent.attributes:
+            continue
+        for event in [e for e in by_span[key] if e.name == _CHOICE]:
+            open_calls = [
+                child
+                for child in children.get(key, ())
+                if _MODEL_KEY in child.attributes
+                and child.start_ns <= event.time_ns <= child.end_ns
+                and not has_choice(child)
+            ]
+            if len(open_calls) == 1:
+                by_span[key].remove(event)
+                by_span.setdefault((open_calls[0].trace_id, open_calls[0].span_id), []).append(event)
 
 
 def _event_identity(event: EventRecord) -> tuple[str, int, str]:

@@ -187,9 +187,11 @@ def _move_stray_choices(records: Sequence[SpanRecord], by_span: dict[tuple[str, 
         if record.parent_span_id is not None:
             children.setdefault((record.trace_id, record.parent_span_id), []).append(record)
 
-    def has_choice(record: SpanRecord) -> bool:
-        own = any(e.name == _CHOICE for e in record.events)
-        return own or any(e.name == _CHOICE for e in by_span.get((record.trace_id, record.span_id), ()))
+    def takes(record: SpanRecord, event: LogEvent) -> bool:
+        """`record` has no choice yet, or only this one (joined before, when the record was first mapped)."""
+        identity = _event_identity(event.as_span_event())
+        joined = (e.as_span_event() for e in by_span.get((record.trace_id, record.span_id), ()))
+        return all(_event_identity(e) == identity for e in (*record.events, *joined) if e.name == _CHOICE)
 
     for key in list(by_span):
         parent = by_id[key]
@@ -201,7 +203,7 @@ def _move_stray_choices(records: Sequence[SpanRecord], by_span: dict[tuple[str, 
                 for child in children.get(key, ())
                 if _MODEL_KEY in child.attributes
                 and child.start_ns <= event.time_ns <= child.end_ns
-                and not has_choice(child)
+                and takes(child, event)
             ]
             if len(open_calls) == 1:
                 by_span[key].remove(event)

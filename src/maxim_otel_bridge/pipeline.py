@@ -309,7 +309,15 @@ class Pipeline:
         again = [e.span_id for e in part.events if e.span_id is not None and e.span_id not in here]
         if again:
             # Events for spans shipped before: map those spans again, their last version with the events joined.
-            records.extend(self._buffer.shipped_records(part.trace_id, again))
+            shipped = self._buffer.shipped_records(part.trace_id, again)
+            # A span that is not a model call gets GenAI events only when they were emitted outside the call's
+            # own span (`log_events.attach_log_events`): its shipped children go too, so the join finds the call.
+            enclosing = [r.span_id for r in shipped if "gen_ai.request.model" not in r.attributes]
+            extra = {r.span_id for r in shipped} | here
+            shipped += [
+                r for r in self._buffer.shipped_children(part.trace_id, enclosing) if r.span_id not in extra
+            ]
+            records.extend(shipped)
         records, unmatched = attach_log_events(records, part.events)
         self.count("late", len(again) - len(unmatched))
         orphans = [*unmatched, *part.orphans]  # unmatched: a shipped span forgotten in between

@@ -173,7 +173,7 @@ class TraceBuffer:
         now = self._clock()
         taken: list[TracePart] = []
         with self._lock:
-            taken.extend(self._ready)
+            taken.extend(_merge_late(self._ready))
             self._ready = []
             for trace_id in list(self._groups):
                 group = self._groups[trace_id]
@@ -216,6 +216,15 @@ class TraceBuffer:
                 return []
             self._shipped.move_to_end(trace_id)
             return [shipped[s] for s in dict.fromkeys(span_ids) if s in shipped]
+
+    def shipped_children(self, trace_id: str, parent_ids: Iterable[str]) -> list[SpanRecord]:
+        """The kept shipped spans of `trace_id` whose parent is one of `parent_ids`."""
+        parents = set(parent_ids)
+        with self._lock:
+            shipped = self._shipped.get(trace_id)
+            if shipped is None or not parents:
+                return []
+            return [r for r in shipped.values() if r.parent_span_id in parents]
 
     def remember(
         self, trace_id: str, placements: Mapping[str, Placement], records: Iterable[SpanRecord] = ()
@@ -307,3 +316,18 @@ class TraceBuffer:
         if waiting:
             self._groups[trace_id] = _Group(first_seen=min(arrived for arrived, _ in waiting), events=waiting)
         return TracePart(trace_id, tuple(group.records.values()), reason, tuple(joined), tuple(orphans))
+
+
+def _merge_late(parts: list[TracePart]) -> list[TracePart]:
+    """One late part per trace: its spans are mapped again together, with all their late events."""
+    merged: list[TracePart] = []
+    late_at: dict[str, int] = {}
+    for part in parts:
+        at = late_at.get(part.trace_id) if part.reason == "late" else None
+        if at is None:
+            if part.reason == "late":
+                late_at[part.trace_id] = len(merged)
+            merged.append(part)
+        else:
+            merged[at] = TracePart(part.trace_id, (), "late", events=merged[at].events + part.events)
+    return merged

@@ -368,3 +368,29 @@ def test_export_after_shutdown_fails_and_a_bad_record_costs_no_other(tmp_path: P
         assert log_exporter.stats.log_events_received == 1
         log_exporter.shutdown()
         assert log_exporter.export([good]) is LogRecordExportResult.FAILURE
+
+
+def test_a_choice_emitted_outside_any_span_ships_in_a_trace_of_its_own(instrument: Any, tmp_path: Path) -> None:
+    # OpenLLMetry emits a stream's choice when the stream is drained, outside the call's span; with no
+    # enclosing span the record has no trace at all. It cannot be joined, and it is not lost either.
+    with BatchSink(api_key=API_KEY) as sink:
+        span_exporter, log_exporter = make_exporters(sink, tmp_path)
+        app = instrument("traceloop-events", SimpleSpanProcessor(span_exporter), SimpleLogRecordProcessor(log_exporter))
+        with OpenAIServer() as server:
+            client = openai.OpenAI(api_key="sk-openai-test", base_url=server.base_url, max_retries=0)
+            chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=[USER], stream=True))
+        assert log_exporter.force_flush() is True
+        entities = list(sink.entities_by_id().values())
+        stats = log_exporter.stats
+        log_exporter.shutdown()
+        span_exporter.shutdown()
+        assert sink.problems() == []
+    (generation,) = [e for e in entities if e["type"] == "generation"]
+    assert conversation(generation)[0] == [("user", USER["content"], [], None)]
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == ANSWER
+    (choice,) = [e for e in entities if e["type"] == "event"]
+    assert choice["name"] == "gen_ai.choice"
+    assert choice["metadata"]["body"]["message"]["content"] == ANSWER
+    own_trace = next(e for e in entities if e["id"] == choice["traceId"])
+    assert (own_trace["type"], own_trace["name"]) == ("trace", "gen_ai.choice")
+    assert stats.log_events_orphaned == 1

@@ -25,14 +25,17 @@ def orphan_event_entities(
 
     Every trace gets a bare trace entity first (id and type only: Maxim merges it with whatever the spans
     of that trace send, before or after). Ids are stable per record (`LogEvent.key`), so a record sent twice
-    stays one event. Records with no usable trace id are skipped: there is nothing to hang them on.
+    stays one event. A record with no usable trace id (emitted outside any span) gets a trace of its own,
+    named after the event, rather than being lost.
     """
     entities: list[dict] = []
     traces_seen: set[str] = set()
     for event in events:
         trace_id = event.trace_id
         if not trace_id or not is_valid_id(trace_id):
-            continue
+            trace_id = f"log-{event.key}"
+            entities.append({**trace_entity(trace_id, None, None, None), "name": event.name})
+            traces_seen.add(trace_id)
         if trace_id not in traces_seen:
             traces_seen.add(trace_id)
             entities.append(trace_entity(trace_id, None, None, None))

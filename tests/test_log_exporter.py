@@ -228,8 +228,10 @@ def test_events_that_come_after_their_span_shipped_update_the_same_entity(
         span_exporter.shutdown()
         assert sink.problems() == []
 
-    # The same entity ids, re-sent with the content (Maxim merges by id).
+    # The same entity ids, re-sent with the content (Maxim merges by id), in the same place.
     assert {g["id"] for g in resent} == {g["id"] for g in shipped.values()}
+    placed = {g["id"]: (g["traceId"], g.get("spanId")) for g in shipped.values()}
+    assert all((g["traceId"], g.get("spanId")) == placed[g["id"]] for g in resent)
     by_response = {g["id"]: g["result"]["id"] for g in shipped.values()}
     final = {by_response[i]: merged[i] for i in by_response}
     assert conversation(final[first_id]) == ASKED

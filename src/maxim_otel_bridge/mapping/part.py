@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from maxim_otel_bridge.mapping.classify import SPAN, classify
+from maxim_otel_bridge.mapping.content_policy import apply_content_policy
 from maxim_otel_bridge.mapping.entities import (
     BUILDERS,
     Where,
@@ -91,6 +92,8 @@ def _map_one_trace(
     entities.append(trace_entity(trace_id, root, root_entity, session_id))
     entities.extend(placeholder_span_entity(span_id, trace_id) for span_id in plan.placeholders)
     entities.extend(span_entities)
+    # The policy sees whole strings: truncating first could cut a secret in two and let its head pass.
+    entities = apply_content_policy(entities, options)
     limit = options.max_value_chars
     return MappedPart(entities=[bound_value(entity, limit) for entity in entities], placements=plan.placements)
 

@@ -87,7 +87,12 @@ class Sidecar:
             transport=TimedTransport(self.metrics),
         )
         dead_letters = DeadLetterFile(s.dead_letter_file)
-        options = MappingOptions(max_value_chars=s.max_value_chars, unknown_provider=s.unknown_provider)
+        options = MappingOptions(
+            max_value_chars=s.max_value_chars,
+            unknown_provider=s.unknown_provider,
+            capture_content=s.capture_content,
+            redact=s.redact,
+        )
         mapper: Mapper = InlineMapper(options)
         if s.map_workers:
             process_mapper = ProcessMapper(options, workers=s.map_workers)

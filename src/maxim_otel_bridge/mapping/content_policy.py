@@ -220,11 +220,21 @@ def without_content(entity: Mapping[str, Any]) -> dict[str, Any]:
 
 def _redact_text(text: str, patterns: Sequence[re.Pattern[str]]) -> str:
     for pattern in patterns:
-        text = pattern.sub(REDACTION_MARKER, text)
+        # search first: most strings match nothing, and sub() builds a new string either way.
+        if pattern.search(text) is not None:
+            text = pattern.sub(REDACTION_MARKER, text)
     return text
 
 
 def _redact_any(value: Any, patterns: Sequence[re.Pattern[str]], keep_references: bool) -> Any:
+    # Exact-type checks first: entities are plain dicts, lists and strings, and ABC checks cost more.
+    kind = type(value)
+    if kind is str:
+        return _redact_text(value, patterns)
+    if kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is list:
+        return [_redact_any(item, patterns, keep_references) for item in value]
     if isinstance(value, str):
         return _redact_text(value, patterns)
     if isinstance(value, Mapping):

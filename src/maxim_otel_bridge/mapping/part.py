@@ -8,6 +8,7 @@ from typing import Any
 
 from maxim_otel_bridge.mapping.classify import SPAN, classify
 from maxim_otel_bridge.mapping.content_policy import apply_content_policy
+from maxim_otel_bridge.mapping.conventions.maxim import with_entity_fields
 from maxim_otel_bridge.mapping.entities import (
     BUILDERS,
     Where,
@@ -75,7 +76,7 @@ def _map_one_trace(
         kind = kinds[span_id]
         parent = plan.placements[span_id].parent
         where = Where(trace_id, parent, include_resource=root is None or record.resource != root.resource)
-        entity = BUILDERS[kind](record, where, options)
+        entity = with_entity_fields(BUILDERS[kind](record, where, options), record.attributes)
         span_entities.append(entity)
         if record is root:
             root_entity = entity

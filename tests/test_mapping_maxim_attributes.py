@@ -6,14 +6,21 @@ Every payload is checked against Maxim's schema; wrong-typed values are left out
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fakes.sdk_spans import SpanRecorder
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as ga
 
+from maxim_otel_bridge import MaximSpanExporter
+from maxim_otel_bridge.config import Destination
+from maxim_otel_bridge.emulator import EmulatorServer
 from maxim_otel_bridge.mapping import map_trace_part
 from maxim_otel_bridge.mapping.conventions.maxim import IGNORED_KEY
+from maxim_otel_bridge.readback import fetch_trace
 from maxim_otel_bridge.schema import validate_batch
 
 CHAT = {
@@ -160,3 +167,44 @@ def test_the_entity_type_override_still_decides() -> None:
     e = mapped({}, step={"maxim.entity.type": "retrieval", "input.value": "q", "maxim.metric.k": 3})
     assert e["step"]["type"] == "retrieval"
     assert e["step"]["metrics"] == {"k": 3}
+
+
+def test_through_the_exporter_to_the_local_store_and_back(tmp_path: Path) -> None:
+    """Real spans -> MaximSpanExporter -> the emulator over HTTP -> the trace as Maxim's read API shows it."""
+    key = "sk-maxim-attributes-local"
+    with EmulatorServer(tmp_path / "store.db", api_key=key) as store:
+        exporter = MaximSpanExporter(
+            api_key=key, repo_id="repo-local", base_url=store.url, environ={}, dead_letter_path="none"
+        )
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("maxim-attributes")
+        with tracer.start_as_current_span(
+            "support request",
+            attributes={
+                "maxim.trace.name": "Support",
+                "maxim.feedback.score": 5,
+                "maxim.feedback.comment": "solved",
+                "maxim.metric.turns": 2,
+                "maxim.trace.evaluate": ["task-success"],
+                "maxim.tag.tier": "gold",
+            },
+        ) as root:
+            with tracer.start_as_current_span(
+                "chat gpt-4o",
+                attributes={**CHAT, "maxim.evaluate": ["clarity"], "maxim.metric.quality": 0.9},
+            ) as chat:
+                pass
+        assert exporter.force_flush(10_000)
+        provider.shutdown()
+        trace_id = format(root.get_span_context().trace_id, "032x")
+        result = fetch_trace(Destination.resolve(key, "repo-local", store.url, environ={}), trace_id)
+    assert result.ok, result.error
+    data = result.data
+    assert (data["name"], data["tags"]) == ("Support", {"tier": "gold"})
+    assert data["feedback"] == {"score": 5, "comment": "solved"}
+    (root_entry,) = data["timeline"]
+    (generation,) = root_entry["timeline"]
+    assert generation["id"] == format(chat.get_span_context().span_id, "016x")
+    assert generation["evaluate"] == {"evaluators": ["clarity"]}
+    assert generation["metrics"]["quality"] == 0.9

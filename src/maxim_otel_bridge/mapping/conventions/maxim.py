@@ -80,13 +80,21 @@ def _shown(value: Any) -> str:
     return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "..."
 
 
+def _own(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    # One pass over the span's attributes; most spans have no `maxim.*` key and stop here.
+    return {key: value for key, value in attributes.items() if key.startswith("maxim.")}
+
+
 def read_tags(attributes: Mapping[str, Any]) -> dict[str, str]:
     """`maxim.tag.<key>` (and the alias `maxim.tags.<key>`) as tags, sorted by key."""
+    own = _own(attributes)
+    if not own:
+        return {}
     tags: dict[str, str] = {}
     for prefix in (TAG_PREFIX, TAG_ALIAS_PREFIX):
-        for key in sorted(attributes):
+        for key in sorted(own):
             if key.startswith(prefix) and len(key) > len(prefix):
-                tags.setdefault(key[len(prefix) :], tag_value(attributes[key]) or "")
+                tags.setdefault(key[len(prefix) :], tag_value(own[key]) or "")
     return dict(sorted(tags.items()))
 
 
@@ -178,6 +186,9 @@ def with_entity_fields(entity: dict[str, Any], attributes: Mapping[str, Any]) ->
     are; a tool call has neither metrics nor evaluate: its metrics become tags `metric.<name>`, and its
     evaluators are left out with a note.
     """
+    attributes = _own(attributes)
+    if not attributes:
+        return entity
     kind = entity.get("type")
     metrics, ignored = read_metrics(attributes)
     if metrics:
@@ -200,6 +211,9 @@ def with_entity_fields(entity: dict[str, Any], attributes: Mapping[str, Any]) ->
 
 def trace_fields(entity: dict[str, Any], attributes: Mapping[str, Any]) -> dict[str, Any]:
     """The trace's name, metrics, feedback and evaluate from the `maxim.*` attributes that describe it."""
+    attributes = _own(attributes)
+    if not attributes:
+        return entity
     name = coerce_str(attributes.get(TRACE_NAME_KEY))
     if name is not None:
         entity["name"] = name

@@ -69,4 +69,5 @@ def test_content_off_and_redaction_through_the_sidecar(tmp_path: Path, sink: Bat
     assert entities[ids["tool"]]["args"] == CONTENT_PLACEHOLDER
     request_span = next(e for e in sink.entities() if e.get("name") == "request" and e["type"] == "span")
     assert request_span["metadata"]["app.api_token"] == REDACTION_MARKER
-    assert SECRET not in log and API_KEY not in log
+    assert "content policy: message content not captured, 1 redaction pattern(s)" in log
+    assert SECRET not in log and API_KEY not in log and "sk-live-[0-9a-f]+" not in log

@@ -138,6 +138,13 @@ class Sidecar:
             self.destination.base_url,
             self.destination.repo_id,
         )
+        if not s.capture_content or s.redact:
+            # How many patterns, never which: a pattern may spell out the secret it hides.
+            logger.info(
+                "content policy: message content %s, %d redaction pattern(s)",
+                "captured" if s.capture_content else "not captured",
+                len(s.redact),
+            )
 
     def stop(self) -> bool:
         """Graceful stop within `grace_period`. True when the spool was emptied, False when spans stay for later."""

@@ -20,6 +20,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .client import ClientOptions
-from .config import Destination
+from .config import ConfigError, Destination, parse_pattern_list, parse_switch
 from .mapping import MappingOptions
 from .pipeline import ExporterStats, Pipeline, PipelineSettings, acquire_pipeline
 from .record import from_readable_span
@@ -47,6 +48,8 @@ __all__ = [
     "ENV_DEAD_LETTER_PATH",
     "ENV_MAX_VALUE_CHARS",
     "ENV_UNKNOWN_PROVIDER",
+    "ENV_CAPTURE_CONTENT",
+    "ENV_REDACT",
     "default_dead_letter_path",
     "resolve_settings",
     "ExporterStats",
@@ -74,6 +77,11 @@ ENV_MAX_VALUE_CHARS = "MAXIM_BRIDGE_MAX_VALUE_CHARS"
 """Longest string kept in an entity before it is cut with a visible marker (default 100000)."""
 ENV_UNKNOWN_PROVIDER = "MAXIM_BRIDGE_UNKNOWN_PROVIDER"
 """Provider sent for generations whose provider is outside Maxim's enum (default openai)."""
+ENV_CAPTURE_CONTENT = "MAXIM_BRIDGE_CAPTURE_CONTENT"
+"""`false` to withhold message contents, tool arguments/results and documents (default true)."""
+ENV_REDACT = "MAXIM_BRIDGE_REDACT"
+"""Regular expressions whose matches are replaced by `[REDACTED]` in every string sent: a JSON array of
+strings, or one pattern per line."""
 
 DISABLED_VALUES = frozenset({"none", "off", "false", "0", "-"})
 
@@ -100,6 +108,27 @@ def _env_number(env: Mapping[str, str], name: str, default: Any, kind: type, *, 
     return value
 
 
+def _with_content_policy(options: MappingOptions, env: Mapping[str, str]) -> MappingOptions:
+    """The content settings from the environment; unlike the others, a bad one is an error, not a warning.
+
+    Falling back to the default would ship the very content or secrets the setting was meant to keep out.
+    """
+    capture_raw = env.get(ENV_CAPTURE_CONTENT, "").strip()
+    redact_raw = env.get(ENV_REDACT, "").strip()
+    if not capture_raw and not redact_raw:
+        return options
+    try:
+        capture = parse_switch(capture_raw) if capture_raw else options.capture_content
+    except ValueError as exc:
+        raise ConfigError(f"invalid {ENV_CAPTURE_CONTENT}: {exc}") from None
+    try:
+        patterns = parse_pattern_list(redact_raw) if redact_raw else ()
+        return replace(options, capture_content=capture, redact=patterns)
+    except ValueError as exc:
+        # The message names the pattern by position only: patterns often spell out a secret.
+        raise ConfigError(f"invalid {ENV_REDACT}: {exc}") from None
+
+
 def resolve_settings(
     api_key: str | None = None,
     repo_id: str | None = None,
@@ -120,7 +149,9 @@ def resolve_settings(
     """Explicit values, then `MAXIM_*` / `MAXIM_BRIDGE_*` environment variables, then defaults.
 
     Raises `ConfigError` when the API key or log repository is missing (a loopback `base_url`, i.e. a
-    local store, needs neither), and `ValueError` for an invalid explicit option.
+    local store, needs neither) or `MAXIM_BRIDGE_CAPTURE_CONTENT` / `MAXIM_BRIDGE_REDACT` is invalid, and
+    `ValueError` for an invalid explicit option. An explicit `mapping_options` replaces every mapping
+    variable, the content settings included.
     """
     env = os.environ if environ is None else environ
     destination = Destination.resolve(api_key, repo_id, base_url, environ=env)
@@ -153,6 +184,7 @@ def resolve_settings(
         except ValueError as exc:
             logger.warning("ignoring mapping settings from the environment (%s); using defaults", exc)
             mapping_options = MappingOptions()
+        mapping_options = _with_content_policy(mapping_options, env)
     settings = PipelineSettings(
         buffer=buffer_options,
         max_pending=max_pending,

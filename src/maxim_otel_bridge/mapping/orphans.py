@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from maxim_otel_bridge.log_events import LogEvent
+from maxim_otel_bridge.mapping.content_policy import apply_content_policy
 from maxim_otel_bridge.mapping.entities import trace_entity
 from maxim_otel_bridge.mapping.ids import is_valid_id, iso_timestamp
 from maxim_otel_bridge.mapping.options import MappingOptions, Placement
@@ -60,4 +61,4 @@ def orphan_event_entities(
             metadata["otel.span_id"] = event.span_id
         entity["metadata"] = metadata
         entities.append(entity)
-    return [bound_value(entity, options.max_value_chars) for entity in entities]
+    return [bound_value(entity, options.max_value_chars) for entity in apply_content_policy(entities, options)]

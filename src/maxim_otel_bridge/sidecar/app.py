@@ -87,7 +87,12 @@ class Sidecar:
             transport=TimedTransport(self.metrics),
         )
         dead_letters = DeadLetterFile(s.dead_letter_file)
-        options = MappingOptions(max_value_chars=s.max_value_chars, unknown_provider=s.unknown_provider)
+        options = MappingOptions(
+            max_value_chars=s.max_value_chars,
+            unknown_provider=s.unknown_provider,
+            capture_content=s.capture_content,
+            redact=s.redact,
+        )
         mapper: Mapper = InlineMapper(options)
         if s.map_workers:
             process_mapper = ProcessMapper(options, workers=s.map_workers)
@@ -133,6 +138,13 @@ class Sidecar:
             self.destination.base_url,
             self.destination.repo_id,
         )
+        if not s.capture_content or s.redact:
+            # How many patterns, never which: a pattern may spell out the secret it hides.
+            logger.info(
+                "content policy: message content %s, %d redaction pattern(s)",
+                "captured" if s.capture_content else "not captured",
+                len(s.redact),
+            )
 
     def stop(self) -> bool:
         """Graceful stop within `grace_period`. True when the spool was emptied, False when spans stay for later."""

@@ -396,3 +396,26 @@ def test_a_choice_emitted_outside_any_span_ships_in_a_trace_of_its_own(instrumen
     own_trace = next(e for e in entities if e["id"] == choice["traceId"])
     assert (own_trace["type"], own_trace["name"]) == ("trace", "gen_ai.choice")
     assert stats.log_events_orphaned == 1
+
+
+def test_content_withheld_by_the_policy_stays_withheld_when_it_comes_as_events(
+    instrument: Any, tmp_path: Path
+) -> None:
+    with BatchSink(api_key=API_KEY) as sink:
+        span_exporter, log_exporter = make_exporters(sink, tmp_path, environ={"MAXIM_BRIDGE_CAPTURE_CONTENT": "false"})
+        app = instrument("EVENT_ONLY", SimpleSpanProcessor(span_exporter), SimpleLogRecordProcessor(log_exporter))
+        app.run_agent()  # events joined to their generations
+        app.logger_provider.get_logger("g").emit(  # an event whose span never comes: an orphan
+            LogRecord(event_name="gen_ai.user.message", body={"content": USER["content"]}, trace_id=7, span_id=9)
+        )
+        assert log_exporter.force_flush() is True
+        log_exporter.shutdown()
+        span_exporter.shutdown()
+        assert sink.problems() == []
+        sent = json.dumps(sink.entities())
+        generations = [e for e in sink.entities() if e["type"] == "generation"]
+        events = [e for e in sink.entities() if e["type"] == "event"]
+    assert len(generations) == 3 and len(events) == 1
+    assert all(m["role"] for g in generations for m in g["messages"])  # the roles stay, the words do not
+    for words in ("Weather in Paris", "18C, sunny", "sunny in Paris", "Answer with the weather"):
+        assert words not in sent

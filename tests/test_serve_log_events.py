@@ -1,0 +1,162 @@
+"""GenAI content that arrives as OTLP log records, through a real `serve` process.
+
+A real app process (`fakes.genai_app`: the real `openai` client, a real instrumentation, the official OTLP span
+AND log exporters over gRPC or HTTP) talks to the local OpenAI-compatible server; the sidecar ships to the batch
+sink. Whether the content rides on the spans (openai-v2 `SPAN_ONLY`), on log records only (`EVENT_ONLY`,
+Traceloop's events mode) or on both (`SPAN_AND_EVENT`), the generations must carry the same messages, tool
+calls and choices, once.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fakes.batch_sink import BatchSink
+from fakes.genai_app import MODES, TOOL_RESULT
+from fakes.openai_server import OpenAIServer
+from fakes.serve_process import ServeProcess, clean_environ, serving
+
+from maxim_otel_bridge.schema import validate_entity
+
+API_KEY = "sk-serve-logs-5550123"
+TESTS_DIR = Path(__file__).resolve().parent
+SERVE_ARGS = ["--assembly-wait", "1", "--grace-period", "5"]
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[BatchSink]:
+    with BatchSink(api_key=API_KEY) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def openai_server() -> Iterator[OpenAIServer]:
+    with OpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory: pytest.TempPathFactory, sink: BatchSink) -> Iterator[ServeProcess]:
+    """One sidecar for every mode: starting one is the slow part."""
+    env = clean_environ({"MAXIM_API_KEY": API_KEY, "MAXIM_LOG_REPO_ID": "repo-logs", "MAXIM_BASE_URL": sink.url})
+    with serving(tmp_path_factory.mktemp("logs") / "spool", env, SERVE_ARGS) as process:
+        yield process
+
+
+def run_app(mode: str, protocol: str, serve: ServeProcess, openai_server: OpenAIServer) -> dict[str, str]:
+    endpoint = f"127.0.0.1:{serve.grpc_port}" if protocol == "grpc" else serve.http_url
+    done = subprocess.run(
+        [sys.executable, "-m", "fakes.genai_app", mode, protocol, endpoint, openai_server.base_url],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=TESTS_DIR,
+        env=clean_environ({"PYTHONPATH": str(TESTS_DIR), "OTEL_SDK_DISABLED": "false"}),
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def trace_entities(sink: BatchSink, trace_id: str) -> list[dict]:
+    """Every accepted entity of one trace, as sent (not merged)."""
+    return [e for e in sink.entities() if e.get("traceId") == trace_id or e.get("id") == trace_id]
+
+
+def merged_generations(sink: BatchSink, trace_id: str) -> list[dict]:
+    merged = sink.entities_by_id()
+    ids = {e["id"] for e in trace_entities(sink, trace_id) if e.get("type") == "generation"}
+    return sorted((merged[i] for i in ids), key=lambda g: g.get("startTimestamp") or "")
+
+
+def has_content(generation: dict) -> bool:
+    return bool(generation.get("messages")) and bool((generation.get("result") or {}).get("choices"))
+
+
+def message_view(message: dict) -> dict[str, Any]:
+    """What a message says, without the encoding details that differ between packages (JSON spacing)."""
+    view: dict[str, Any] = {"role": message.get("role"), "content": message.get("content") or None}
+    calls = message.get("tool_calls") or []
+    if calls:
+        view["tool_calls"] = [
+            (c.get("id"), c["function"]["name"], json.loads(c["function"]["arguments"])) for c in calls
+        ]
+    if message.get("tool_call_id"):
+        view["tool_call_id"] = message["tool_call_id"]
+    return view
+
+
+def generation_view(generation: dict) -> dict[str, Any]:
+    choices = generation["result"]["choices"]
+    return {
+        "messages": [message_view(m) for m in generation["messages"]],
+        "choices": [(c.get("finish_reason"), message_view(c["message"])) for c in choices],
+    }
+
+
+def expected_views(app: dict[str, str], mode: str) -> list[dict[str, Any]]:
+    call = (app["tool_call_id"], "get_weather", {"city": "Paris"})
+    system = {"role": "system", "content": "Answer with the weather."}
+    user = {"role": "user", "content": "Weather in Paris?"}
+    assistant = {"role": "assistant", "content": None, "tool_calls": [call]}
+    tool = {"role": "tool", "content": TOOL_RESULT, "tool_call_id": app["tool_call_id"]}
+    if mode == "traceloop_events":
+        # Traceloop's gen_ai.tool.message body holds the content only: the package drops the tool call id.
+        del tool["tool_call_id"]
+    return [
+        {"messages": [system, user], "choices": [("tool_calls", assistant)]},
+        {
+            "messages": [system, user, assistant, tool],
+            "choices": [("stop", {"role": "assistant", "content": "It is 18°C and sunny in Paris."})],
+        },
+    ]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+@pytest.mark.parametrize("mode", MODES)
+def test_generations_carry_the_same_content_in_every_mode(
+    mode: str, protocol: str, serve: ServeProcess, sink: BatchSink, openai_server: OpenAIServer
+) -> None:
+    app = run_app(mode, protocol, serve, openai_server)
+    trace_id = app["trace_id"]
+
+    def complete(s: BatchSink) -> bool:
+        generations = merged_generations(s, trace_id)
+        return len(generations) == 2 and all(has_content(g) for g in generations)
+
+    sink.wait_for(complete, timeout=20)
+    generations = merged_generations(sink, trace_id)
+    assert [generation_view(g) for g in generations] == expected_views(app, mode)
+    for generation in generations:
+        assert generation["spanId"] == app["agent_span_id"]
+        assert generation["model"] == "gpt-4o-mini-2024-07-18"
+
+    # Nothing doubled: every generation entity sent carries each message once, no record went as an event.
+    sent = trace_entities(sink, trace_id)
+    for entity in sent:
+        if entity.get("type") == "generation" and entity.get("messages"):
+            assert len(entity["messages"]) in (2, 4)
+            assert len(entity["result"]["choices"]) == 1
+    assert [e for e in sent if e.get("type") == "event"] == []
+    assert sink.problems() == []
+    for entity in sent:
+        assert validate_entity(entity) == []
+
+
+def test_log_records_are_counted_and_the_key_stays_out_of_the_log(
+    serve: ServeProcess, sink: BatchSink, openai_server: OpenAIServer
+) -> None:
+    run_app("EVENT_ONLY", "http", serve, openai_server)
+    status, body = serve.get("/metrics")
+    assert status == 200
+    text = body.decode()
+    accepted = [line for line in text.splitlines() if line.startswith("maxim_bridge_receiver_accepted_log_records_total")]
+    assert accepted and float(accepted[0].rsplit(" ", 1)[1]) >= 2
+    assert "maxim_bridge_spool_spooled_log_records_total" in text
+    assert API_KEY not in serve.log

@@ -20,7 +20,18 @@ import pytest
 from fakes.batch_sink import BatchSink
 from fakes.genai_app import MODES, TOOL_RESULT
 from fakes.openai_server import OpenAIServer
-from fakes.serve_process import ServeProcess, clean_environ, serving
+from fakes.serve_process import ServeProcess, clean_environ, serving, span_hex, trace_hex
+from opentelemetry._logs import LogRecord
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as GrpcLogExporter
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as HttpLogExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, LogRecordExportResult, SimpleLogRecordProcessor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from maxim_otel_bridge.schema import validate_entity
 
@@ -160,3 +171,90 @@ def test_log_records_are_counted_and_the_key_stays_out_of_the_log(
     assert accepted and float(accepted[0].rsplit(" ", 1)[1]) >= 2
     assert "maxim_bridge_spool_spooled_log_records_total" in text
     assert API_KEY not in serve.log
+
+
+# -- late and orphan records: the official exporters, the order of arrival chosen by the test -----------------
+
+
+def chat_with_details(question: str) -> tuple[list, list]:
+    """A real SDK chat span under an agent span, and the details log record openai-v2 emits for it (EVENT_ONLY)."""
+    spans = InMemorySpanExporter()
+    logs = InMemoryLogRecordExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    tracer = tracer_provider.get_tracer("weather.agent")
+    with tracer.start_as_current_span("invoke_agent weather"):
+        with tracer.start_as_current_span(
+            "chat gpt-4o-mini",
+            kind=SpanKind.CLIENT,
+            attributes={"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini"},
+        ):
+            logger_provider.get_logger("opentelemetry.util.genai.handler").emit(
+                LogRecord(
+                    event_name="gen_ai.client.inference.operation.details",
+                    attributes={
+                        "gen_ai.operation.name": "chat",
+                        "gen_ai.input.messages": [{"role": "user", "parts": [{"type": "text", "content": question}]}],
+                        "gen_ai.output.messages": [
+                            {"role": "assistant", "parts": [{"type": "text", "content": "Sunny."}], "finish_reason": "stop"}
+                        ],
+                    },
+                )
+            )
+    tracer_provider.shutdown()
+    logger_provider.shutdown()
+    return list(spans.get_finished_spans()), list(logs.get_finished_logs())
+
+
+def test_a_record_after_its_span_shipped_updates_the_same_generation(serve: ServeProcess, sink: BatchSink) -> None:
+    span_exporter = GrpcSpanExporter(endpoint=f"127.0.0.1:{serve.grpc_port}", insecure=True, timeout=10)
+    log_exporter = HttpLogExporter(endpoint=f"{serve.http_url}/v1/logs", timeout=10)
+    try:
+        # The sidecar remembers shipped generations for late records while it receives log records at all.
+        _, warm_up = chat_with_details("warm up")
+        assert log_exporter.export(warm_up) is LogRecordExportResult.SUCCESS
+        spans, records = chat_with_details("Weather in Paris?")
+        chat = next(s for s in spans if s.name.startswith("chat"))
+        chat_id, trace = span_hex(chat), trace_hex(chat)
+        assert span_exporter.export(spans) is SpanExportResult.SUCCESS
+        assert sink.wait_for_entities([chat_id], timeout=15)
+        assert "messages" not in sink.entities_by_id()[chat_id] or not sink.entities_by_id()[chat_id]["messages"]
+
+        assert log_exporter.export(records) is LogRecordExportResult.SUCCESS
+        assert sink.wait_for(lambda s: has_content(s.entities_by_id().get(chat_id, {})), timeout=15)
+    finally:
+        span_exporter.shutdown()
+        log_exporter.shutdown()
+    generation = sink.entities_by_id()[chat_id]
+    assert generation["messages"] == [{"role": "user", "content": "Weather in Paris?"}]
+    assert [c["message"]["content"] for c in generation["result"]["choices"]] == ["Sunny."]
+    assert [e for e in trace_entities(sink, trace) if e.get("type") == "event"] == []
+    assert sink.problems() == []
+
+
+def test_a_record_whose_span_never_arrives_ships_as_an_event(serve: ServeProcess, sink: BatchSink) -> None:
+    spans, records = chat_with_details("Is anyone there?")
+    root = next(s for s in spans if s.parent is None)
+    chat = next(s for s in spans if s.parent is not None)
+    span_exporter = HttpSpanExporter(endpoint=f"{serve.http_url}/v1/traces", timeout=10)
+    log_exporter = GrpcLogExporter(endpoint=f"127.0.0.1:{serve.grpc_port}", insecure=True, timeout=10)
+    try:
+        assert span_exporter.export([root]) is SpanExportResult.SUCCESS  # the chat span is lost on the way
+        assert log_exporter.export(records) is LogRecordExportResult.SUCCESS
+    finally:
+        span_exporter.shutdown()
+        log_exporter.shutdown()
+    trace = trace_hex(root)
+
+    def shipped(s: BatchSink) -> bool:
+        return any(e.get("type") == "event" for e in trace_entities(s, trace))
+
+    assert sink.wait_for(shipped, timeout=15)  # after the assembly window (1 s here)
+    [event] = [e for e in trace_entities(sink, trace) if e.get("type") == "event"]
+    assert event["name"] == "gen_ai.client.inference.operation.details"
+    assert event["metadata"]["otel.span_id"] == span_hex(chat)
+    assert event["metadata"]["gen_ai.input.messages"][0]["parts"][0]["content"] == "Is anyone there?"
+    assert sink.entities_by_id()[span_hex(root)]["type"] == "span"
+    assert sink.problems() == []

@@ -234,7 +234,8 @@ def test_late_per_message_records_keep_the_earlier_ones(spool: Spool) -> None:
     ship(spool, [first])
     assembler.release([first.trace_id])
 
-    spool.accept_log_events([message(1, 2, "gen_ai.choice", {"index": 0, "finish_reason": "stop", "message": {"content": "Sunny."}}, 14)])
+    choice = {"index": 0, "finish_reason": "stop", "message": {"content": "Sunny."}}
+    spool.accept_log_events([message(1, 2, "gen_ai.choice", choice, 14)])
     [late] = [t for t in assembler.claim() if t.trace_id == trace_id(1)]
     # The re-sent entity replaces the first by id: it must carry the earlier message as well as the choice.
     assert content(entities_of(late)[span_id(2)]) == (

@@ -167,7 +167,8 @@ def test_log_records_are_counted_and_the_key_stays_out_of_the_log(
     status, body = serve.get("/metrics")
     assert status == 200
     text = body.decode()
-    accepted = [line for line in text.splitlines() if line.startswith("maxim_bridge_receiver_accepted_log_records_total")]
+    name = "maxim_bridge_receiver_accepted_log_records_total"
+    accepted = [line for line in text.splitlines() if line.startswith(name)]
     assert accepted and float(accepted[0].rsplit(" ", 1)[1]) >= 2
     assert "maxim_bridge_spool_spooled_log_records_total" in text
     assert API_KEY not in serve.log
@@ -189,7 +190,11 @@ def chat_with_details(question: str) -> tuple[list, list]:
         with tracer.start_as_current_span(
             "chat gpt-4o-mini",
             kind=SpanKind.CLIENT,
-            attributes={"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai", "gen_ai.request.model": "gpt-4o-mini"},
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o-mini",
+            },
         ):
             logger_provider.get_logger("opentelemetry.util.genai.handler").emit(
                 LogRecord(
@@ -198,7 +203,11 @@ def chat_with_details(question: str) -> tuple[list, list]:
                         "gen_ai.operation.name": "chat",
                         "gen_ai.input.messages": [{"role": "user", "parts": [{"type": "text", "content": question}]}],
                         "gen_ai.output.messages": [
-                            {"role": "assistant", "parts": [{"type": "text", "content": "Sunny."}], "finish_reason": "stop"}
+                            {
+                                "role": "assistant",
+                                "parts": [{"type": "text", "content": "Sunny."}],
+                                "finish_reason": "stop",
+                            }
                         ],
                     },
                 )

@@ -219,7 +219,8 @@ def _j_record(
         name,
         _j_optional_id(obj.get("traceId"), 16, "traceId"),
         _j_optional_id(obj.get("spanId"), 8, "spanId"),
-        _j_uint64(obj.get("timeUnixNano"), "timeUnixNano") or _j_uint64(obj.get("observedTimeUnixNano"), "observedTimeUnixNano"),
+        _j_uint64(obj.get("timeUnixNano"), "timeUnixNano")
+        or _j_uint64(obj.get("observedTimeUnixNano"), "observedTimeUnixNano"),
         attributes,
         _j_any_value(obj.get("body")),
         resource,

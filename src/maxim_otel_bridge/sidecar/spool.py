@@ -467,7 +467,8 @@ class Spool:
                     connection.executemany("DELETE FROM log_events WHERE seq = ?", [(seq,) for seq in log_event_seqs])
                 if retained:
                     connection.executemany(
-                        "INSERT OR REPLACE INTO shipped_spans (trace_id, span_id, body, shipped_ns) VALUES (?, ?, ?, ?)",
+                        "INSERT OR REPLACE INTO shipped_spans (trace_id, span_id, body, shipped_ns) "
+                        "VALUES (?, ?, ?, ?)",
                         [(trace_id, span_id, body, now) for trace_id, span_id, body in retained],
                     )
                 waiting_events = self._waiting_event_traces(connection, trace_ids)

@@ -325,3 +325,27 @@ def test_worker_processes_join_records_and_return_what_to_remember(tmp_path: Pat
     finally:
         mapper.close()
         spool.close()
+
+
+def test_after_a_restart_a_late_record_still_finds_the_generation_it_belongs_to(tmp_path: Path, clock: Clock) -> None:
+    directory = tmp_path / "spool"
+    first = Spool(directory, wall_clock_ns=clock)
+    first.accept_log_events([details(9, None)])  # records come in
+    first.accept_spans([generation(1, 2, 1), span(1, 1, name="agent")])
+    assembler = Assembler(first, wait_s=WAIT_S, max_spans=100)
+    shipped = assembler.claim(flush=True)  # everything goes, the records of trace 9 as events
+    ship(first, shipped)
+    assert first.stats().log_events == 0
+    first.close()
+
+    clock.advance(60)
+    again = Spool(directory, wall_clock_ns=clock)
+    try:
+        assert again.takes_log_events(3600)  # it remembered generations a minute ago: records were coming in
+        again.accept_log_events([details(1, 2)])
+        [late] = Assembler(again, wait_s=WAIT_S, max_spans=100).claim()
+        by_id = entities_of(late)
+        assert content(by_id[span_id(2)]) == (EXPECTED_MESSAGES, [("stop", "Sunny.")])
+        assert [e for e in late.entities if e["type"] == "event"] == []
+    finally:
+        again.close()

@@ -267,3 +267,27 @@ def test_a_record_whose_span_never_arrives_ships_as_an_event(serve: ServeProcess
     assert event["metadata"]["gen_ai.input.messages"][0]["parts"][0]["content"] == "Is anyone there?"
     assert sink.entities_by_id()[span_hex(root)]["type"] == "span"
     assert sink.problems() == []
+
+
+def test_acknowledged_records_survive_kill_9_and_join_spans_sent_after_the_restart(
+    tmp_path: Path, sink: BatchSink
+) -> None:
+    env = clean_environ({"MAXIM_API_KEY": API_KEY, "MAXIM_LOG_REPO_ID": "repo-logs", "MAXIM_BASE_URL": sink.url})
+    args = ["--assembly-wait", "60", "--grace-period", "5"]  # records wait for their span, whatever happens
+    spool = tmp_path / "spool"
+    spans, records = chat_with_details("Still there after a crash?")
+    chat = next(s for s in spans if s.parent is not None)
+    with serving(spool, env, args) as serve:
+        exporter = GrpcLogExporter(endpoint=f"127.0.0.1:{serve.grpc_port}", insecure=True, timeout=10)
+        assert exporter.export(records) is LogRecordExportResult.SUCCESS  # acknowledged: on disk
+        exporter.shutdown()
+        serve.kill()
+    with serving(spool, env, args) as serve:
+        exporter = HttpSpanExporter(endpoint=f"{serve.http_url}/v1/traces", timeout=10)
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+        chat_id = span_hex(chat)
+        assert sink.wait_for(lambda s: has_content(s.entities_by_id().get(chat_id, {})), timeout=15)
+    generation = sink.entities_by_id()[chat_id]
+    assert generation["messages"] == [{"role": "user", "content": "Still there after a crash?"}]
+    assert [e for e in trace_entities(sink, trace_hex(chat)) if e.get("type") == "event"] == []

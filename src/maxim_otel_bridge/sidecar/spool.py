@@ -223,10 +223,11 @@ class Spool:
         self._reader = _connect(self.path, "normal")
         self._reader_lock = threading.Lock()
         self._used_bytes = self._measure_bytes(self._writer)
-        # When GenAI log records last came in; records still spooled from a previous run count as now.
-        self._last_log_event_ns = (
-            self._now_ns() if self._writer.execute("SELECT 1 FROM log_events LIMIT 1").fetchone() else 0
-        )
+        # When GenAI log records last came in. Across a restart: now if some still wait, else when the last
+        # generation was remembered for them (only done while records come in).
+        waiting = self._writer.execute("SELECT 1 FROM log_events LIMIT 1").fetchone()
+        remembered = self._writer.execute("SELECT max(shipped_ns) FROM shipped_spans").fetchone()[0]
+        self._last_log_event_ns = self._now_ns() if waiting else remembered or 0
         self._pending_bytes = 0
         self._queue: list[_Pending] = []
         self._cond = threading.Condition()

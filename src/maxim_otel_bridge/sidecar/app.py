@@ -109,6 +109,7 @@ class Sidecar:
             max_spans=s.ship_max_spans,
             mapper=mapper,
             dead_letters=dead_letters,
+            log_window_s=s.placement_retention,
         )
         self.shipper = Shipper(
             self.spool,
@@ -218,6 +219,7 @@ class Sidecar:
             token,
             tls,
             self.metrics,
+            log_sink=self.spool,
         )
         self.receivers["http"] = HttpReceiver(
             s.http_endpoint,
@@ -226,6 +228,7 @@ class Sidecar:
             token,
             tls,
             self.metrics,
+            log_sink=self.spool,
         )
         for receiver in self.receivers.values():
             receiver.start()
@@ -252,6 +255,7 @@ class Sidecar:
             spool.update(
                 writable=True,
                 spans=stats.spans,
+                log_records=stats.log_events,
                 traces=stats.traces,
                 bytes=stats.bytes,
                 oldest_span_age_s=round(stats.oldest_age_s, 3),

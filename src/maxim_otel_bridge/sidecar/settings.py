@@ -209,7 +209,7 @@ SETTINGS: tuple[Setting, ...] = (
         "MAXIM_BRIDGE_HTTP_ENDPOINT",
         DEFAULT_HTTP_ENDPOINT,
         parse_endpoint,
-        "OTLP/HTTP listen address; spans are posted to /v1/traces (protobuf or JSON).",
+        "OTLP/HTTP listen address; spans are posted to /v1/traces, GenAI log records to /v1/logs (protobuf or JSON).",
     ),
     Setting(
         "admin_endpoint",

@@ -19,6 +19,7 @@ import openai.resources.chat.completions as chat_completions
 import pytest
 from fakes.batch_sink import BatchSink
 from fakes.openai_server import OpenAIServer
+from opentelemetry import trace
 from opentelemetry._logs import LogRecord
 from opentelemetry.instrumentation.openai import OpenAIInstrumentor as TraceloopInstrumentor
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
@@ -317,23 +318,23 @@ def test_shutting_down_the_span_exporter_first_loses_no_event(instrument: Any, t
     assert [conversation(generations[i]) for i in response_ids] == [ASKED, ANSWERED, ANSWERED]
 
 
-def test_force_flush_of_either_exporter_flushes_both_signals(instrument: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("flushed", ["span", "log"])
+def test_force_flush_of_either_exporter_flushes_both_signals(instrument: Any, flushed: str, tmp_path: Path) -> None:
     with BatchSink(api_key=API_KEY) as sink:
         span_exporter, log_exporter = make_exporters(sink, tmp_path, trace_wait=3600)
         app = instrument("EVENT_ONLY", SimpleSpanProcessor(span_exporter), SimpleLogRecordProcessor(log_exporter))
-        tracer = app.tracer_provider.get_tracer("t")
-        span = tracer.start_span("invoke_agent unfinished")  # the root never ends: nothing is ready by itself
-        from opentelemetry import trace
-
-        with trace.use_span(span, end_on_exit=False):
+        # The agent span stays open: nothing would be ready by itself for an hour.
+        agent = app.tracer_provider.get_tracer("t").start_span("invoke_agent unfinished")
+        with trace.use_span(agent, end_on_exit=False):
             response_ids = app.run_agent()
-        assert log_exporter.force_flush() is True
+        assert sink.entities() == []
+        assert (span_exporter if flushed == "span" else log_exporter).force_flush() is True
         entities = sink.entities_by_id()
-        generations = {e["result"]["id"]: e for e in entities.values() if e["type"] == "generation"}
-        assert [conversation(generations[i]) for i in response_ids] == [ASKED, ANSWERED, ANSWERED]
-        span.end()
+        agent.end()
         log_exporter.shutdown()
         span_exporter.shutdown()
+    generations = {e["result"]["id"]: e for e in entities.values() if e["type"] == "generation"}
+    assert [conversation(generations[i]) for i in response_ids] == [ASKED, ANSWERED, ANSWERED]
 
 
 def test_exporters_of_other_destinations_do_not_share(tmp_path: Path) -> None:
@@ -377,7 +378,7 @@ def test_a_choice_emitted_outside_any_span_ships_in_a_trace_of_its_own(instrumen
     # enclosing span the record has no trace at all. It cannot be joined, and it is not lost either.
     with BatchSink(api_key=API_KEY) as sink:
         span_exporter, log_exporter = make_exporters(sink, tmp_path)
-        app = instrument("traceloop-events", SimpleSpanProcessor(span_exporter), SimpleLogRecordProcessor(log_exporter))
+        instrument("traceloop-events", SimpleSpanProcessor(span_exporter), SimpleLogRecordProcessor(log_exporter))
         with OpenAIServer() as server:
             client = openai.OpenAI(api_key="sk-openai-test", base_url=server.base_url, max_retries=0)
             chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=[USER], stream=True))

@@ -339,11 +339,13 @@ def test_force_flush_of_either_exporter_flushes_both_signals(instrument: Any, fl
 
 def test_exporters_of_other_destinations_do_not_share(tmp_path: Path) -> None:
     with BatchSink(api_key=API_KEY) as one, BatchSink(api_key=API_KEY) as two:
-        span_exporter, _ = make_exporters(one, tmp_path)
-        _, other_logs = make_exporters(two, tmp_path)
-        assert span_exporter.pipeline is not other_logs.pipeline
-        for exporter in (span_exporter, other_logs, _):
+        exporters = [*make_exporters(one, tmp_path), *make_exporters(two, tmp_path)]
+        pipelines = [exporter.pipeline for exporter in exporters]
+        for exporter in exporters:
             exporter.shutdown()
+    assert pipelines[0] is pipelines[1] and pipelines[2] is pipelines[3]
+    assert pipelines[0] is not pipelines[2]
+    assert all(pipeline.closed for pipeline in pipelines)
 
 
 def test_the_api_key_never_shows_in_the_log_exporter(tmp_path: Path) -> None:

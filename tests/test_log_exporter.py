@@ -422,3 +422,42 @@ def test_content_withheld_by_the_policy_stays_withheld_when_it_comes_as_events(
     assert all(m["role"] for g in generations for m in g["messages"])  # the roles stay, the words do not
     for words in ("Weather in Paris", "18C, sunny", "sunny in Paris", "Answer with the weather"):
         assert words not in sent
+
+
+def test_a_span_exporter_alone_keeps_no_shipped_spans_so_later_events_go_as_orphans(tmp_path: Path) -> None:
+    settings: dict[str, Any] = {
+        "api_key": API_KEY,
+        "dead_letter_path": tmp_path / "dead.jsonl",
+        "environ": {},
+        "repo_id": "repo-logs",
+    }
+    with BatchSink(api_key=API_KEY) as sink:
+        span_exporter = MaximSpanExporter(base_url=sink.url, **settings)
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+        tracer = tracer_provider.get_tracer("t")
+        with tracer.start_as_current_span("chat", attributes={"gen_ai.request.model": "m"}) as chat:
+            pass
+        assert span_exporter.force_flush() is True
+        # A log exporter that comes only now: the chat span was not kept, its event cannot be joined late.
+        log_exporter = MaximLogExporter(base_url=sink.url, **settings)
+        logger_provider = LoggerProvider()
+        logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
+        context = chat.get_span_context()
+        logger_provider.get_logger("g").emit(
+            LogRecord(
+                event_name="gen_ai.user.message",
+                body={"content": USER["content"]},
+                trace_id=context.trace_id,
+                span_id=context.span_id,
+            )
+        )
+        assert log_exporter.force_flush() is True
+        stats = log_exporter.stats
+        log_exporter.shutdown()
+        span_exporter.shutdown()
+        entities = sink.entities_by_id()
+    (event_entity,) = [e for e in entities.values() if e["type"] == "event"]
+    assert event_entity["metadata"]["body"] == {"content": USER["content"]}
+    assert event_entity["traceId"] == format(context.trace_id, "032x")
+    assert (stats.log_events_late, stats.log_events_orphaned) == (0, 1)

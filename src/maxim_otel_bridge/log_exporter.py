@@ -78,7 +78,7 @@ class MaximLogExporter(LogRecordExporter):
             mapping_options=mapping_options,
             environ=environ,
         )
-        self._pipeline = acquire_pipeline(self._destination, settings, transport)
+        self._pipeline = acquire_pipeline(self._destination, settings, transport, for_log_events=True)
         self._shutdown = False
 
     def __repr__(self) -> str:

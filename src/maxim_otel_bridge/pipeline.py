@@ -88,12 +88,17 @@ _registry_lock = threading.Lock()
 
 
 def acquire_pipeline(
-    destination: Destination, settings: PipelineSettings, transport: httpx.BaseTransport | None = None
+    destination: Destination,
+    settings: PipelineSettings,
+    transport: httpx.BaseTransport | None = None,
+    *,
+    for_log_events: bool = False,
 ) -> Pipeline:
     """The running pipeline for `destination`, made on first use; pair every call with `Pipeline.release`.
 
     A second exporter that asks for other settings joins the running pipeline anyway (one buffer, one
     thread, one client per destination): the first exporter's settings apply, and a warning says so.
+    `for_log_events` (the log exporter) makes the pipeline keep shipped spans for late events from then on.
     """
     key = (destination, transport)
     with _registry_lock:
@@ -108,6 +113,7 @@ def acquire_pipeline(
                 destination.repo_id,
             )
         pipeline._users += 1
+        pipeline._keep_shipped = pipeline._keep_shipped or for_log_events
         return pipeline
 
 
@@ -121,6 +127,8 @@ class Pipeline:
         self.settings = settings
         self._key = (destination, transport)
         self._users = 0  # guarded by _registry_lock
+        self._keep_shipped = False
+        """Keep shipped spans for late log events: only once a log exporter feeds this pipeline (memory)."""
         self._client = MaximClient(destination, settings.client, transport=transport)
         self._buffer = TraceBuffer(settings.buffer)
         self._dead_letters = (
@@ -333,7 +341,7 @@ class Pipeline:
             if mapped is not None:
                 for line in mapped.skipped:
                     logger.warning("span of trace %s skipped: %s", part.trace_id, line)
-                self._buffer.remember(part.trace_id, mapped.placements, records)
+                self._buffer.remember(part.trace_id, mapped.placements, records if self._keep_shipped else ())
                 entities.extend(mapped.entities)
                 known = {**known, **mapped.placements}
         if orphans:

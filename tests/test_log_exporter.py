@@ -105,7 +105,8 @@ class Instrumented:
         messages: list[dict] = [SYSTEM, USER]
         with OpenAIServer() as server:
             client = openai.OpenAI(api_key="sk-openai-test", base_url=server.base_url, max_retries=0)
-            with tracer.start_as_current_span("invoke_agent weather", attributes={"gen_ai.operation.name": "invoke_agent"}):
+            agent_attributes = {"gen_ai.operation.name": "invoke_agent"}
+            with tracer.start_as_current_span("invoke_agent weather", attributes=agent_attributes):
                 first = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL])
                 call = first.choices[0].message.tool_calls[0]
                 messages += [

@@ -11,6 +11,7 @@ import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 
+from maxim_otel_bridge.log_events import LogEvent
 from maxim_otel_bridge.record import SpanRecord
 from maxim_otel_bridge.sidecar.ingest import ACCEPTED, AcceptResult
 from maxim_otel_bridge.sidecar.otlp_decode import EncodedSpan, decode_encoded_spans
@@ -75,3 +76,22 @@ class FailingSink:
     def accept_spans(self, records: Sequence[SpanRecord | EncodedSpan]) -> AcceptResult:
         self.calls += 1
         raise OSError("disk I/O error")
+
+
+class MemoryLogSink:
+    """Keeps accepted GenAI log events in order; `verdicts` are answered first, one per call, then ACCEPTED."""
+
+    def __init__(self, verdicts: Iterable[AcceptResult] = ()) -> None:
+        self.events: list[LogEvent] = []
+        self.calls = 0
+        self._script = deque(verdicts)
+        self._lock = threading.Lock()
+
+    def accept_log_events(self, events: Sequence[LogEvent]) -> AcceptResult:
+        assert events, "the sink contract: never called with no records"
+        with self._lock:
+            self.calls += 1
+            result = self._script.popleft() if self._script else ACCEPTED
+            if result.accepted:
+                self.events.extend(events)
+        return result

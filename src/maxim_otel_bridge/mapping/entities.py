@@ -14,6 +14,7 @@ from maxim_otel_bridge.mapping.classify import (
     operation_name,
 )
 from maxim_otel_bridge.mapping.coerce import coerce_str_list
+from maxim_otel_bridge.mapping.conventions.maxim import TAG_PREFIX, read_tags, trace_fields
 from maxim_otel_bridge.mapping.errors import (
     ErrorInfo,
     error_info,
@@ -34,7 +35,6 @@ from maxim_otel_bridge.mapping.precedence import (
 )
 from maxim_otel_bridge.mapping.provider import normalize_provider
 from maxim_otel_bridge.mapping.result import completion_result
-from maxim_otel_bridge.mapping.values import tag_value
 from maxim_otel_bridge.record import SpanRecord
 
 __all__ = [
@@ -52,9 +52,6 @@ __all__ = [
     "trace_entity",
 ]
 
-TAG_PREFIX = "maxim.tag."
-"""Attributes `maxim.tag.<key>` become the entity's tag `<key>` (Maxim tags are strings)."""
-
 PROVIDER_ORIGINAL_TAG = "provider.original"
 """Tag holding a provider name that had to be replaced by the fallback (Maxim's provider is an enum)."""
 
@@ -71,11 +68,7 @@ class Where:
 
 
 def user_tags(attributes: Mapping[str, Any]) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for key in sorted(attributes):
-        if key.startswith(TAG_PREFIX) and len(key) > len(TAG_PREFIX):
-            value = attributes[key]
-            tags[key[len(TAG_PREFIX) :]] = tag_value(value) or ""
+    tags = read_tags(attributes)
     # OpenInference `tag.tags` is a list of labels: each becomes a tag with an empty value.
     for label in coerce_str_list(attributes.get("tag.tags")) or ():
         tags.setdefault(label, "")
@@ -277,7 +270,7 @@ def trace_entity(
         entity["endTimestamp"] = end
     if root.resource:
         entity["metadata"] = {"otel.resource": dict(sorted(root.resource.items()))}
-    return entity
+    return trace_fields(entity, root.attributes)
 
 
 def session_entity(session_id: str, original: str) -> dict[str, Any]:

@@ -7,6 +7,8 @@ from dataclasses import replace
 from typing import Any
 
 from maxim_otel_bridge.mapping.classify import SPAN, classify
+from maxim_otel_bridge.mapping.content_policy import apply_content_policy
+from maxim_otel_bridge.mapping.conventions.maxim import with_entity_fields
 from maxim_otel_bridge.mapping.entities import (
     BUILDERS,
     Where,
@@ -74,7 +76,7 @@ def _map_one_trace(
         kind = kinds[span_id]
         parent = plan.placements[span_id].parent
         where = Where(trace_id, parent, include_resource=root is None or record.resource != root.resource)
-        entity = BUILDERS[kind](record, where, options)
+        entity = with_entity_fields(BUILDERS[kind](record, where, options), record.attributes)
         span_entities.append(entity)
         if record is root:
             root_entity = entity
@@ -91,6 +93,8 @@ def _map_one_trace(
     entities.append(trace_entity(trace_id, root, root_entity, session_id))
     entities.extend(placeholder_span_entity(span_id, trace_id) for span_id in plan.placeholders)
     entities.extend(span_entities)
+    # The policy sees whole strings: truncating first could cut a secret in two and let its head pass.
+    entities = apply_content_policy(entities, options)
     limit = options.max_value_chars
     return MappedPart(entities=[bound_value(entity, limit) for entity in entities], placements=plan.placements)
 

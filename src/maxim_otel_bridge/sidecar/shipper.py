@@ -267,8 +267,13 @@ class Shipper:
                     sent += trace.span_count
         # Counted before the rows go, so whoever sees the spool empty also sees the counts.
         self._count(batch, sent, undelivered, result)
+        delivered = [trace for trace in batch if trace.trace_id in done]
         try:
-            self.spool.complete(done)
+            self.spool.complete(
+                done,
+                log_event_seqs=[seq for trace in delivered for seq in trace.log_event_seqs],
+                retained=[(trace.trace_id, span_id, blob) for trace in delivered for span_id, blob in trace.retained],
+            )
         except sqlite3.Error as exc:
             # Delivered but still spooled: they will be sent again (Maxim merges by id), never lost.
             logger.error("could not remove %d delivered traces from the spool: %s", len(done), exc)

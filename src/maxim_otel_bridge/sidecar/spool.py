@@ -13,6 +13,12 @@ One SQLite file (`spool.sqlite3`) in WAL mode inside a 0700 directory. Tables:
   right parent even after a restart. One row per trace, merged in SQL (`json_patch`) when a later part ships:
   remembering a part costs one write, not one per span. (A spool written by an earlier version, with one
   `placements` row per span, is converted when opened.)
+- `log_events`: GenAI event log records (`log_events.LogEvent`) waiting to be joined to their span, unique by
+  (trace_id, record key) so a record sent twice is stored once. They go through the same group commit, byte
+  cap and `traces` bookkeeping as spans, and are deleted in the transaction that deletes the spans they joined.
+- `shipped_spans`: the records of shipped generation spans that still lacked messages or output (the mapping
+  says which), with the events already joined to them, kept as long as placements: a record arriving after
+  its span shipped re-maps that span, and Maxim merges the re-sent entity by id.
 
 Writes use group commit: receiver threads hand their records to one writer thread, which writes every
 request waiting at that moment in ONE transaction and commits once, then answers them all. A request is
@@ -35,13 +41,23 @@ from pathlib import Path
 
 import orjson
 
+from maxim_otel_bridge.log_events import LogEvent
 from maxim_otel_bridge.mapping import Placement
 from maxim_otel_bridge.record import SpanKind, SpanRecord
 from maxim_otel_bridge.sidecar.ingest import ACCEPTED, AcceptResult, Verdict
 from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
 from maxim_otel_bridge.sidecar.otlp_decode import EncodedSpan, decode_encoded_spans
 
-__all__ = ["SPOOL_FILE", "Spool", "SpoolStats", "StoredSpan", "WaitingTrace", "decode_bodies", "is_local_root"]
+__all__ = [
+    "SPOOL_FILE",
+    "Spool",
+    "SpoolStats",
+    "StoredLogEvent",
+    "StoredSpan",
+    "WaitingTrace",
+    "decode_bodies",
+    "is_local_root",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +92,23 @@ CREATE TABLE IF NOT EXISTS trace_placements (
     shipped_ns INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS trace_placements_by_age ON trace_placements (shipped_ns);
+CREATE TABLE IF NOT EXISTS log_events (
+    seq INTEGER PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    span_id TEXT,
+    event_key TEXT NOT NULL,
+    received_ns INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    UNIQUE (trace_id, event_key)
+);
+CREATE TABLE IF NOT EXISTS shipped_spans (
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    shipped_ns INTEGER NOT NULL,
+    PRIMARY KEY (trace_id, span_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS shipped_spans_by_age ON shipped_spans (shipped_ns);
 """
 
 # The per-span placements table of earlier versions, folded into one row per trace.
@@ -101,6 +134,18 @@ _INSERT_SPAN = (
 _UPSERT_TRACE = (
     "INSERT INTO traces (trace_id, first_ns, root_seen) "
     "VALUES (?1, ?2, ?3 OR EXISTS (SELECT 1 FROM trace_placements WHERE trace_id = ?1)) "
+    "ON CONFLICT (trace_id) DO UPDATE SET root_seen = max(root_seen, excluded.root_seen)"
+)
+_INSERT_LOG_EVENT = (
+    "INSERT INTO log_events (trace_id, span_id, event_key, received_ns, body) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (trace_id, event_key) DO NOTHING"
+)
+# A record joins its span when both are here. Its trace is ready at once only when the record belongs to a
+# span that shipped without content (it re-maps that span); otherwise it waits like a span without its root:
+# for the root, or for `assembly_wait`, so that a record arriving just before its span still meets it.
+_UPSERT_TRACE_FOR_EVENT = (
+    "INSERT INTO traces (trace_id, first_ns, root_seen) "
+    "VALUES (?1, ?2, EXISTS (SELECT 1 FROM shipped_spans WHERE trace_id = ?1 AND span_id = ?3)) "
     "ON CONFLICT (trace_id) DO UPDATE SET root_seen = max(root_seen, excluded.root_seen)"
 )
 
@@ -164,23 +209,43 @@ class WaitingTrace:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredLogEvent:
+    seq: int
+    span_id: str | None
+    received_ns: int
+    body: bytes
+    """The `LogEvent` as one orjson object (`LogEvent.to_json_obj`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class SpoolStats:
     spans: int
     traces: int
     bytes: int
     oldest_age_s: float
     """Age of the oldest waiting span (0 when empty)."""
+    log_events: int = 0
+    """GenAI event log records waiting (for their span, or to be shipped)."""
 
 
 class _Pending:
     """One `accept_spans` call waiting for the writer's commit."""
 
-    __slots__ = ("done", "ok", "rows", "size", "traces")
+    __slots__ = ("done", "event_rows", "event_traces", "ok", "rows", "size", "traces")
 
-    def __init__(self, rows: list[tuple], traces: list[tuple], size: int) -> None:
+    def __init__(
+        self,
+        rows: list[tuple],
+        traces: list[tuple],
+        size: int,
+        event_rows: list[tuple] | None = None,
+        event_traces: list[tuple] | None = None,
+    ) -> None:
         self.rows = rows
         self.traces = traces
         self.size = size
+        self.event_rows = event_rows
+        self.event_traces = event_traces
         self.done = threading.Event()
         self.ok = False
 
@@ -225,6 +290,11 @@ class Spool:
         self._reader = _connect(self.path, "normal")
         self._reader_lock = threading.Lock()
         self._used_bytes = self._measure_bytes(self._writer)
+        # When GenAI log records last came in. Across a restart: now if some still wait, else when the last
+        # generation was remembered for them (only done while records come in).
+        waiting = self._writer.execute("SELECT 1 FROM log_events LIMIT 1").fetchone()
+        remembered = self._writer.execute("SELECT max(shipped_ns) FROM shipped_spans").fetchone()[0]
+        self._last_log_event_ns = self._now_ns() if waiting else remembered or 0
         self._pending_bytes = 0
         self._queue: list[_Pending] = []
         self._cond = threading.Condition()
@@ -263,6 +333,37 @@ class Spool:
             rows.append((record.trace_id, record.span_id, now, int(root), body))
             traces[record.trace_id] = traces.get(record.trace_id, False) or root
         pending = _Pending(rows, [(t, now, int(root)) for t, root in traces.items()], size)
+        result = self._submit(pending, len(rows))
+        if result.accepted and self.metrics is not None:
+            self.metrics.spool_spooled_spans.inc(len(rows))
+        return result
+
+    def accept_log_events(self, events: Sequence[LogEvent]) -> AcceptResult:
+        """Store GenAI event records (with a trace id) durably, in the same group commit as spans."""
+        if not self._intake_open:
+            return AcceptResult(Verdict.SHUTTING_DOWN, 1.0)
+        now = self._now_ns()
+        rows: list[tuple] = []
+        traces: list[tuple] = []
+        size = 0
+        for event in events:
+            if event.trace_id is None:
+                continue  # nothing to hang it on; the receivers count these as ignored before they get here
+            body = orjson.dumps(event.to_json_obj())
+            size += len(body)
+            rows.append((event.trace_id, event.span_id, event.key, now, body))
+            traces.append((event.trace_id, now, event.span_id))
+        if not rows:
+            return ACCEPTED
+        result = self._submit(_Pending([], [], size, rows, traces), len(rows))
+        if result.accepted:
+            self._last_log_event_ns = now
+            if self.metrics is not None:
+                self.metrics.spool_spooled_log_records.inc(len(rows))
+        return result
+
+    def _submit(self, pending: _Pending, count: int) -> AcceptResult:
+        """Queue `pending` for the writer and wait for its commit; refuse when full or shutting down."""
         with self._cond:
             if not self._intake_open:
                 return AcceptResult(Verdict.SHUTTING_DOWN, 1.0)
@@ -271,7 +372,7 @@ class Spool:
             # Refuse once the cap is reached, not when this request would cross it: a request larger than the
             # room left (or than the whole cap) is still taken while there is room, never refused forever.
             if self._used_bytes + self._pending_bytes >= self.max_bytes:
-                self._refused_while_full += len(rows)
+                self._refused_while_full += count
                 if not self._full:
                     # One line when the spool fills and one when it takes spans again, not one per request.
                     self._full = True
@@ -286,14 +387,12 @@ class Spool:
                 self._full = False
                 logger.info("spool has room again: taking spans (%d refused while full)", self._refused_while_full)
                 self._refused_while_full = 0
-            self._pending_bytes += size
+            self._pending_bytes += pending.size
             self._queue.append(pending)
             self._cond.notify()
         pending.done.wait()
         if not pending.ok:
             return AcceptResult(Verdict.OVERLOADED, OVERLOADED_RETRY_AFTER_S)
-        if self.metrics is not None:
-            self.metrics.spool_spooled_spans.inc(len(rows))
         return ACCEPTED
 
     def close_intake(self) -> None:
@@ -334,6 +433,9 @@ class Spool:
                 for pending in group:
                     connection.executemany(_INSERT_SPAN, pending.rows)
                     connection.executemany(_UPSERT_TRACE, pending.traces)
+                    if pending.event_rows:
+                        connection.executemany(_INSERT_LOG_EVENT, pending.event_rows)
+                        connection.executemany(_UPSERT_TRACE_FOR_EVENT, pending.event_traces)
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
@@ -395,7 +497,9 @@ class Spool:
         whole batch instead of two per trace."""
         with self._reader_lock:
             counts = dict(
-                self._in_chunks("SELECT trace_id, count(*) FROM spans WHERE trace_id IN ({}) GROUP BY trace_id", trace_ids)
+                self._in_chunks(
+                    "SELECT trace_id, count(*) FROM spans WHERE trace_id IN ({}) GROUP BY trace_id", trace_ids
+                )
             )
             taken: dict[str, int] = {}
             budget = max_spans
@@ -408,7 +512,8 @@ class Spool:
             rows: dict[str, list[tuple[int, bytes]]] = {trace_id: [] for trace_id in taken}
             whole = [trace_id for trace_id, count in taken.items() if count == counts[trace_id]]
             # Sorted here, not by SQLite: its sorter would copy every body once more.
-            for trace_id, seq, body in self._in_chunks("SELECT trace_id, seq, body FROM spans WHERE trace_id IN ({})", whole):
+            query = "SELECT trace_id, seq, body FROM spans WHERE trace_id IN ({})"
+            for trace_id, seq, body in self._in_chunks(query, whole):
                 rows[trace_id].append((seq, body))
             for trace_id in whole:
                 rows[trace_id].sort()
@@ -440,11 +545,20 @@ class Spool:
             row = self._reader.execute("SELECT body FROM trace_placements WHERE trace_id = ?", (trace_id,)).fetchone()
         return _placements(row[0] if row else None)
 
-    def complete(self, done: Mapping[str, tuple[Sequence[int], Mapping[str, Placement]]]) -> None:
+    def complete(
+        self,
+        done: Mapping[str, tuple[Sequence[int], Mapping[str, Placement]]],
+        *,
+        log_event_seqs: Sequence[int] = (),
+        retained: Sequence[tuple[str, str, bytes]] = (),
+    ) -> None:
         """Delivered: per trace id, the spans' seqs to delete and the placements to remember, in one transaction.
 
+        With them go the log records shipped (joined to a span or as events: `log_event_seqs`) and the span
+        records to keep for records that may still arrive (`retained`: trace id, span id, joined record blob).
         A trace that still has spans (they arrived while it was being shipped) stays, its age reset to its
-        oldest remaining span and its root flag to whether a local root is among them.
+        oldest remaining span and its root flag to whether a local root is among them. A trace left with only
+        log records waiting for their span stays too, due when the oldest of them has waited the window.
         """
         if not done:
             return
@@ -463,6 +577,15 @@ class Spool:
                     "DELETE FROM spans WHERE seq = ?", [(seq,) for seqs, _ in done.values() for seq in seqs]
                 )
                 connection.executemany(_MERGE_PLACEMENTS, placement_rows)
+                if log_event_seqs:
+                    connection.executemany("DELETE FROM log_events WHERE seq = ?", [(seq,) for seq in log_event_seqs])
+                if retained:
+                    connection.executemany(
+                        "INSERT OR REPLACE INTO shipped_spans (trace_id, span_id, body, shipped_ns) "
+                        "VALUES (?, ?, ?, ?)",
+                        [(trace_id, span_id, body, now) for trace_id, span_id, body in retained],
+                    )
+                waiting_events = self._waiting_event_traces(connection, trace_ids)
                 remaining: dict[str, tuple[int, int]] = {}
                 for start in range(0, len(trace_ids), _IN_CHUNK):
                     chunk = trace_ids[start : start + _IN_CHUNK]
@@ -474,7 +597,13 @@ class Spool:
                     ):
                         remaining[trace_id] = (first_ns, local_root)
                 connection.executemany(
-                    "DELETE FROM traces WHERE trace_id = ?", [(t,) for t in trace_ids if t not in remaining]
+                    "DELETE FROM traces WHERE trace_id = ?",
+                    [(t,) for t in trace_ids if t not in remaining and t not in waiting_events],
+                )
+                # Only records waiting for a span that has not come: due when the oldest has waited the window.
+                connection.executemany(
+                    "UPDATE traces SET first_ns = ?, root_seen = 0 WHERE trace_id = ?",
+                    [(first_ns, t) for t, first_ns in waiting_events.items() if t not in remaining],
                 )
                 # Spans that arrived while a part was being shipped: ready now if the part placed anything
                 # (their parents are known), else ready as their own root flags say.
@@ -496,7 +625,66 @@ class Spool:
         cutoff = self._now_ns() - int(retention_s * 1e9)
         with self._reader_lock:
             cursor = self._reader.execute("DELETE FROM trace_placements WHERE shipped_ns < ?", (cutoff,))
+            self._reader.execute("DELETE FROM shipped_spans WHERE shipped_ns < ?", (cutoff,))
             return cursor.rowcount
+
+    # -- log records (assembler) ------------------------------------------------------------------------
+
+    def read_log_events(self, trace_id: str) -> list[StoredLogEvent]:
+        """The waiting log records of a trace, in arrival order."""
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT seq, span_id, received_ns, body FROM log_events WHERE trace_id = ? ORDER BY seq", (trace_id,)
+            ).fetchall()
+        return [StoredLogEvent(seq, span_id, received_ns, body) for seq, span_id, received_ns, body in rows]
+
+    def spooled_span_ids(self, trace_id: str) -> dict[str, int]:
+        """The spans of a trace waiting in the spool: span id -> seq."""
+        with self._reader_lock:
+            rows = self._reader.execute("SELECT span_id, seq FROM spans WHERE trace_id = ?", (trace_id,)).fetchall()
+        return dict(rows)
+
+    def clock_ns(self) -> int:
+        """The spool's wall clock (the one arrival times are stamped with)."""
+        return self._now_ns()
+
+    def takes_log_events(self, within_s: float) -> bool:
+        """Whether GenAI log records were accepted within the last `within_s` seconds (or wait in the spool)."""
+        return self._last_log_event_ns > 0 and self._now_ns() - self._last_log_event_ns <= within_s * 1e9
+
+    def retained_spans(self, trace_id: str) -> dict[str, bytes]:
+        """Shipped generation spans of a trace remembered for late log records: span id -> record blob, or b""
+        for a generation that shipped with its messages and output (a late record adds nothing to it)."""
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT span_id, body FROM shipped_spans WHERE trace_id = ?", (trace_id,)
+            ).fetchall()
+        return dict(rows)
+
+    def defer_trace(self, trace_id: str) -> None:
+        """Nothing of this trace can ship yet (its records wait for their span): due again after the window."""
+        with self._reader_lock:
+            self._reader.execute(
+                "UPDATE traces SET root_seen = 0, first_ns = coalesce("
+                "(SELECT min(received_ns) FROM log_events WHERE trace_id = ?1), first_ns) WHERE trace_id = ?1",
+                (trace_id,),
+            )
+
+    @staticmethod
+    def _waiting_event_traces(connection: sqlite3.Connection, trace_ids: Sequence[str]) -> dict[str, int]:
+        """Of `trace_ids`, those with log records still waiting: trace id -> when the oldest arrived."""
+        waiting: dict[str, int] = {}
+        for start in range(0, len(trace_ids), _IN_CHUNK):
+            chunk = trace_ids[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            waiting.update(
+                connection.execute(
+                    f"SELECT trace_id, min(received_ns) FROM log_events "  # only "?" marks are formatted in
+                    f"WHERE trace_id IN ({marks}) GROUP BY trace_id",
+                    chunk,
+                ).fetchall()
+            )
+        return waiting
 
     # -- state ---------------------------------------------------------------------------------------------
 
@@ -504,7 +692,10 @@ class Spool:
         with self._reader_lock:
             spans = self._reader.execute("SELECT count(*) FROM spans").fetchone()[0]
             traces = self._reader.execute("SELECT count(*) FROM traces").fetchone()[0]
-        return SpoolStats(spans=spans, traces=traces, bytes=self.used_bytes, oldest_age_s=self.oldest_age_s())
+            log_events = self._reader.execute("SELECT count(*) FROM log_events").fetchone()[0]
+        return SpoolStats(
+            spans=spans, traces=traces, bytes=self.used_bytes, oldest_age_s=self.oldest_age_s(), log_events=log_events
+        )
 
     @property
     def used_bytes(self) -> int:

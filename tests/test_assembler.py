@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
+from fakes.otlp_requests import CHILD, ROOT, TRACE, request_pb, span_pb
 from fakes.records import generation, small_trace, span, span_id, trace_id
 
 from maxim_otel_bridge.deadletter import DeadLetterFile, read_dead_letters
 from maxim_otel_bridge.mapping import MappingOptions
 from maxim_otel_bridge.schema import validate_batch
 from maxim_otel_bridge.sidecar.assembler import Assembler
-from maxim_otel_bridge.sidecar.mapper import InlineMapper, ProcessMapper
+from maxim_otel_bridge.sidecar.mapper import InlineMapper, ProcessMapper, TraceInput
+from maxim_otel_bridge.sidecar.otlp_decode import decode_trace_request_protobuf, split_trace_request_protobuf
 from maxim_otel_bridge.sidecar.spool import Spool
 
 
@@ -124,6 +127,33 @@ def test_a_mapping_failure_dead_letters_the_raw_spans(spool: Spool, tmp_path: Pa
     lines = list(read_dead_letters(letters))
     assert sorted(line["entity"]["span_id"] for line in lines) == [span_id(1), span_id(2), span_id(3)]
     assert all("mapping bug" in line["reason"] for line in lines)
+
+
+def test_spans_spooled_as_protobuf_map_and_dead_letter_like_decoded_ones(
+    spool: Spool, tmp_path: Path, monkeypatch
+) -> None:
+    import maxim_otel_bridge.sidecar.mapper as mapper_module
+
+    body = request_pb(
+        span_pb("agent", bytes.fromhex(TRACE), bytes.fromhex(ROOT)),
+        span_pb("step", bytes.fromhex(TRACE), bytes.fromhex(CHILD), bytes.fromhex(ROOT)),
+    ).SerializeToString()
+    spool.accept_spans(split_trace_request_protobuf(body).records)
+    [part] = Assembler(spool, wait_s=0, max_spans=10).claim()
+    expected = InlineMapper().map(
+        [TraceInput(TRACE, [orjson.dumps(r.to_json_obj()) for r in decode_trace_request_protobuf(body).records], {})]
+    )
+    assert part.encoded == expected[0].entities and {e["id"] for e in _valid(part.entities)} >= {ROOT, CHILD}
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("mapping bug")
+
+    monkeypatch.setattr(mapper_module, "map_trace_part", broken)
+    letters = tmp_path / "dead.jsonl"
+    Assembler(spool, wait_s=0, max_spans=10, dead_letters=DeadLetterFile(letters)).claim(flush=True)
+    lines = list(read_dead_letters(letters))
+    assert sorted(line["entity"]["span_id"] for line in lines) == sorted([ROOT, CHILD])
+    assert all(line["entity"]["trace_id"] == TRACE for line in lines)
 
 
 def test_mapping_in_a_worker_process_gives_the_same_entities(tmp_path: Path) -> None:

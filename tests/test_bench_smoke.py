@@ -152,3 +152,22 @@ def test_hotspots_summary(bench, tmp_path):
     assert by_name["parse (lib.py)"].self_share == pytest.approx(0.6)
     total, spots = hotspots.summarize(hotspots.read_profile(profile), within="work")
     assert total == 8 and spots[0].function == "work (app.py)"
+
+
+def test_sidecar_breakdown_runs_every_stage_and_delivers_every_entity(bench, tiny, tmp_path):
+    breakdown = importlib.import_module("sidecar_breakdown")
+    sinks = importlib.import_module("sinks")
+    _, spans = tiny
+    requests = [r.data for r in bench["spanset"].encode_requests(spans, max_spans=8)]
+    by_trace: dict[int, list] = {}
+    for s in spans:
+        by_trace.setdefault(s.context.trace_id, []).append(from_readable_span(s))
+    expected = sum(len(map_trace_part(records).entities) for records in by_trace.values())
+    mapped: dict = {}
+    with sinks.SinkProcess("http") as sink:
+        first = breakdown.measure(requests, sink.url, tmp_path / "first", mapped)
+        again = breakdown.measure(requests, sink.url, tmp_path / "again", mapped)  # reuses the mapped traces
+        assert sink.wait_for_entities(2 * expected, 30)["entities"] == 2 * expected
+    assert breakdown.MAPPING in first and breakdown.MAPPING not in again
+    assert set(first) - {breakdown.MAPPING} == set(again)
+    assert all(seconds >= 0 for seconds in first.values())

@@ -14,14 +14,7 @@ import orjson
 import pytest
 from fakes.batch_sink import BatchSink, CannedResponse, reject_entity_ids
 
-from maxim_otel_bridge.client import (
-    ClientOptions,
-    EncodedEntity,
-    MaximClient,
-    SendResult,
-    encode_entity,
-    split_batches,
-)
+from maxim_otel_bridge.client import ClientOptions, MaximClient, SendResult, split_batches
 from maxim_otel_bridge.config import Destination
 from maxim_otel_bridge.deadletter import read_dead_letters
 from maxim_otel_bridge.retry import BackoffPolicy, parse_retry_after
@@ -345,24 +338,38 @@ def test_unserializable_entity_is_dead_lettered_without_a_request(tmp_path: Path
     assert line["entity"]["id"] == "w"
 
 
-def test_entities_encoded_ahead_are_sent_as_they_are_and_dead_lettered_as_entities(tmp_path: Path) -> None:
+# -- entities already serialized (send_encoded) -----------------------------------------------------
+
+
+def test_encoded_entities_are_sent_as_they_are_in_order_and_batched() -> None:
+    encoded = [orjson.dumps(e) for e in spans(9)]
+    with BatchSink() as sink, make_client(sink, max_batch_entities=4) as client:
+        result = client.send_encoded(encoded)
+        assert (result.delivered, result.failed, result.ok) == (10, (), True)
+        assert [orjson.dumps(e) for e in sink.entities()] == encoded
+        assert len(sink.requests) == 3
+        assert sink.problems() == []
+
+
+def test_encoded_entities_not_delivered_come_back_as_the_same_objects() -> None:
+    encoded = [orjson.dumps(e) for e in traces("a", "b")]
+    with BatchSink() as sink, make_client(sink) as client:
+        sink.enqueue(401)
+        result = client.send_encoded(encoded)
+        assert result.auth_failed
+        assert [id(e) for e in result.failed] == [id(e) for e in encoded]
+
+
+def test_a_refused_encoded_entity_is_dead_lettered_as_an_object(tmp_path: Path) -> None:
     dead_path = tmp_path / "dead.jsonl"
     entities = spans(5)
-    encoded = [encode_entity(e) for e in entities]
-    assert all(isinstance(e, EncodedEntity) for e in encoded)
-    with BatchSink(decide=reject_entity_ids(["s1"])) as sink:
+    with BatchSink(decide=reject_entity_ids(["s2"], "bad value")) as sink:
         with make_client(sink, dead_letter_path=str(dead_path)) as client:
-            result = client.send([*encoded[:3], entities[3], *encoded[4:]])  # mixed: s2 as a dict
-        assert result.dead_lettered == ("s1",)
-        assert received_ids(sink) == [e["id"] for e in entities if e["id"] != "s1"]
-        assert sink.problems() == []
+            result = client.send_encoded([orjson.dumps(e) for e in entities])
+        assert (result.dead_lettered, result.delivered) == (("s2",), 5)
+        assert received_ids(sink) == [e["id"] for e in entities if e["id"] != "s2"]
     (line,) = read_dead_letters(dead_path)
-    assert line["entity"] == entities[2]
-
-
-def test_an_entity_that_cannot_be_encoded_ahead_is_kept_for_send_to_dead_letter() -> None:
-    weird = {"id": "w", "type": "trace", "metadata": {"x": object()}}
-    assert encode_entity(weird) is weird
+    assert line["entity"] == entities[3]
 
 
 # -- auth ------------------------------------------------------------------------------------------

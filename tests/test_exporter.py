@@ -435,7 +435,7 @@ def test_a_mapping_failure_keeps_the_raw_spans_in_the_dead_letter_file(
     def broken_mapping(*args: object, **kwargs: object) -> None:
         raise RuntimeError("mapping bug")
 
-    monkeypatch.setattr("maxim_otel_bridge.exporter.map_trace_part", broken_mapping)
+    monkeypatch.setattr("maxim_otel_bridge.pipeline.map_trace_part", broken_mapping)
     exporter = make_exporter(sink, tmp_path)
     provider = provider_with(exporter, batch=False)
     with provider.get_tracer("test").start_as_current_span("root", attributes={"k": "v"}) as root:

@@ -1,4 +1,5 @@
-"""Zero-code use: `OTEL_TRACES_EXPORTER=maxim opentelemetry-instrument python app.py` sends to Maxim."""
+"""Zero-code use: `OTEL_TRACES_EXPORTER=maxim [OTEL_LOGS_EXPORTER=maxim] opentelemetry-instrument python app.py`
+sends to Maxim."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 from fakes.batch_sink import BatchSink
+from fakes.openai_server import OpenAIServer
 
 APP = """
 from opentelemetry import trace
@@ -70,3 +72,59 @@ def test_a_missing_key_is_reported_clearly_and_the_app_still_runs(tmp_path: Path
     assert done.returncode == 0
     assert len(done.stdout.split()) == 3  # the application ran to the end
     assert "ConfigError: no Maxim API key: set MAXIM_API_KEY" in done.stderr
+
+
+GENAI_APP = """
+import os
+
+import openai
+from opentelemetry import trace
+from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
+
+# Three installed packages register the auto-instrumentation name `openai`; this one is chosen explicitly.
+OpenAIInstrumentor().instrument()
+client = openai.OpenAI(api_key="sk-openai-test", base_url=os.environ["OPENAI_TEST_URL"], max_retries=0)
+with trace.get_tracer("demo.app").start_as_current_span("invoke_agent demo") as agent:
+    answer = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Weather in Paris?"}]
+    )
+print(format(agent.get_span_context().trace_id, "032x"), answer.id)
+"""
+
+
+def test_opentelemetry_instrument_with_both_maxim_exporters_joins_event_content(tmp_path: Path) -> None:
+    script = tmp_path / "genai_app.py"
+    script.write_text(GENAI_APP)
+    instrument = Path(sys.executable).parent / "opentelemetry-instrument"
+    with BatchSink(api_key="key-for-the-subprocess") as sink, OpenAIServer() as openai_server:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MAXIM_", "OTEL_"))}
+        env.update(
+            OTEL_TRACES_EXPORTER="maxim",
+            OTEL_LOGS_EXPORTER="maxim",
+            OTEL_METRICS_EXPORTER="none",
+            OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="openai",
+            OTEL_SEMCONV_STABILITY_OPT_IN="gen_ai_latest_experimental",
+            OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="EVENT_ONLY",
+            OPENAI_TEST_URL=openai_server.base_url,
+            MAXIM_BASE_URL=sink.url,
+            MAXIM_API_KEY="key-for-the-subprocess",
+            MAXIM_LOG_REPO_ID="repo-auto",
+            MAXIM_BRIDGE_DEAD_LETTER_PATH=str(tmp_path / "dead.jsonl"),
+        )
+        done = subprocess.run(
+            [str(instrument), sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        trace_id, response_id = done.stdout.split()
+        assert sink.problems() == []
+        got = sink.entities_by_id()
+    (generation,) = [e for e in got.values() if e["type"] == "generation"]
+    assert generation["traceId"] == trace_id
+    assert generation["result"]["id"] == response_id
+    # The prompt and the answer came only as log records: joined to the generation before it was sent.
+    assert generation["messages"] == [{"role": "user", "content": "Weather in Paris?"}]
+    assert generation["result"]["choices"][0]["message"]["content"] == "It is 18°C and sunny in Paris."
+    assert [e for e in got.values() if e["type"] == "event"] == []
+    assert "other settings" not in done.stderr  # both exporters share one pipeline, as configured
+    assert "key-for-the-subprocess" not in done.stderr + done.stdout
+    assert not (tmp_path / "dead.jsonl").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from maxim_otel_bridge.log_events import LogEvent
 from maxim_otel_bridge.mapping import Placement
 from maxim_otel_bridge.record import SpanRecord
 from maxim_otel_bridge.trace_buffer import BufferOptions, TraceBuffer
@@ -117,3 +118,101 @@ def test_options_are_validated() -> None:
         BufferOptions(trace_wait=-1)
     with pytest.raises(ValueError, match="max_spans"):
         BufferOptions(max_spans=0)
+    with pytest.raises(ValueError, match="max_shipped_records"):
+        BufferOptions(max_shipped_records=0)
+
+
+def event(trace_id: str | None, span_id: str | None, name: str = "gen_ai.choice", at: int = 1) -> LogEvent:
+    return LogEvent(trace_id, span_id.rjust(16, "0") if span_id else None, name, at, body={"index": 0})
+
+
+def test_an_event_leaves_with_the_part_that_holds_its_span() -> None:
+    buffer = make(FakeClock(), trace_wait=5)
+    buffer.add_events([event(T1, "2")])
+    buffer.add([(rec(T1, "2", "1"), False)])
+    assert buffer.take_ready() == []  # the span waits for its root, and the event with it
+    assert (buffer.span_count, buffer.event_count) == (1, 1)
+    buffer.add([(rec(T1, "1", None), True)])
+    (part,) = buffer.take_ready()
+    assert (part.reason, ids(part.records), part.events, part.orphans) == ("root", ["2", "1"], (event(T1, "2"),), ())
+    assert buffer.event_count == 0
+
+
+def test_an_event_whose_span_is_still_to_come_waits_for_it() -> None:
+    clock = FakeClock()
+    buffer = make(clock, trace_wait=5)
+    buffer.add([(rec(T1, "1", None), True)])
+    buffer.add_events([event(T1, "3")])  # its span, a child of "1", has not ended yet
+    (part,) = buffer.take_ready()
+    assert (ids(part.records), part.events, part.orphans) == (["1"], (), ())
+    buffer.remember(T1, {"1".rjust(16, "0"): Placement("span", None)}, part.records)
+    clock.now += 1
+    buffer.add([(rec(T1, "3", "1"), False)])
+    (later,) = buffer.take_ready()
+    assert (later.reason, ids(later.records), later.events) == ("complete", ["3"], (event(T1, "3"),))
+
+
+def test_an_event_whose_span_shipped_is_late_and_ready_at_once() -> None:
+    buffer = make(FakeClock(), trace_wait=5)
+    shipped = rec(T1, "2", None)
+    buffer.remember(T1, {shipped.span_id: Placement("generation", None)}, [shipped])
+    assert buffer.add_events([event(T1, "2", at=1)]) is True
+    assert buffer.add_events([event(T1, "2", at=2)]) is True
+    (part,) = buffer.take_ready()  # one part per trace: the span is mapped again once, with both
+    assert (part.reason, part.records, [e.time_ns for e in part.events]) == ("late", (), [1, 2])
+    assert buffer.shipped_records(T1, [shipped.span_id]) == [shipped]
+
+
+def test_an_event_whose_span_never_comes_leaves_as_an_orphan_after_trace_wait() -> None:
+    clock = FakeClock()
+    buffer = make(clock, trace_wait=5)
+    buffer.add_events([event(T1, "9")])
+    assert buffer.next_due() == 55.0
+    clock.now = 54.9
+    assert buffer.take_ready() == []
+    clock.now = 55.0
+    (part,) = buffer.take_ready()
+    assert (part.reason, part.records, part.events, part.orphans) == ("waited", (), (), (event(T1, "9"),))
+    assert buffer.next_due() is None and buffer.event_count == 0
+
+
+def test_an_event_without_span_or_trace_id_goes_at_once() -> None:
+    buffer = make(FakeClock())
+    assert buffer.add_events([event(T1, None), event(None, None)]) is True
+    assert [(p.reason, p.orphans) for p in buffer.take_ready()] == [
+        ("orphan", (event(T1, None),)),
+        ("orphan", (event(None, None),)),
+    ]
+
+
+def test_a_flush_that_holds_events_keeps_those_still_waiting_for_their_span() -> None:
+    buffer = make(FakeClock(), trace_wait=5)
+    buffer.add([(rec(T1, "2", "1"), False)])
+    buffer.add_events([event(T1, "2"), event(T1, "7")])
+    (part,) = buffer.take_ready(flush=True, hold_events=True)
+    assert (ids(part.records), part.events, part.orphans) == (["2"], (event(T1, "2"),), ())
+    assert buffer.event_count == 1
+    (rest,) = buffer.take_ready(flush=True)
+    assert rest.orphans == (event(T1, "7"),)
+
+
+def test_events_count_toward_the_cap() -> None:
+    buffer = make(FakeClock(), max_spans=2)
+    buffer.add([(rec(T1, "1", "f"), False)])
+    assert buffer.add_events([event(T2, "5"), event(T2, "6")]) is True
+    parts = buffer.take_ready()
+    assert [(p.trace_id, p.reason) for p in parts] == [(T1, "overflow")]
+    assert buffer.event_count == 2
+
+
+def test_shipped_records_are_kept_with_a_bounded_lru() -> None:
+    buffer = make(FakeClock(), max_shipped_records=2)
+    one, two, three = rec(T1, "1", None), rec(T2, "2", None), rec(T3, "3", None)
+    buffer.remember(T1, {}, [one])
+    buffer.remember(T2, {}, [two])
+    assert buffer.shipped_records(T1, [one.span_id]) == [one]  # T1 now most recently used
+    buffer.remember(T3, {}, [three])
+    assert buffer.shipped_records(T2, [two.span_id]) == []
+    # A late event for a forgotten span is not late any more: it waits, then goes as an orphan.
+    buffer.add_events([event(T2, "2")])
+    assert buffer.take_ready(flush=True)[0].orphans == (event(T2, "2"),)

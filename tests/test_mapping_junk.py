@@ -46,6 +46,16 @@ KEYS = [
     "error.type",
     "maxim.entity.type",
     "maxim.tag.x",
+    "maxim.tags.x",
+    "maxim.metric.x",
+    "maxim.evaluate",
+    "maxim.evaluate.variables.v",
+    "maxim.trace.evaluate",
+    "maxim.feedback.score",
+    "maxim.feedback.comment",
+    "maxim.trace.name",
+    "maxim.session.id",
+    "maxim.user.id",
     "tag.tags",
     "openinference.span.kind",
     "llm.request.type",
@@ -170,6 +180,21 @@ def test_junk_spans_map_to_valid_payloads(batch: list[SpanRecord]) -> None:
             referenced = [e for e in part.entities if e["id"] == entity["spanId"]]
             assert referenced and all(e["type"] == "span" for e in referenced)
     assert set(part.placements) >= {r.span_id for r in batch}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records)
+def test_junk_spans_with_content_off_and_redaction_still_validate(batch: list[SpanRecord]) -> None:
+    # Patterns that hit ids, enum values and JSON punctuation: none of them may break the payload.
+    options = MappingOptions(
+        max_value_chars=50, capture_content=False, redact=[r"[0-9a-f]{4}", r"user|openai|span", r'[{}":]']
+    )
+    part = map_trace_part(batch, options)
+    assert validate_batch({"repoId": "r", "logs": part.entities}) == []
+    plain = map_trace_part(batch, MappingOptions(max_value_chars=50))
+    assert [(e["id"], e["type"], e.get("spanId")) for e in part.entities] == [
+        (e["id"], e["type"], e.get("spanId")) for e in plain.entities
+    ]
 
 
 def test_every_convention_has_a_unique_name() -> None:

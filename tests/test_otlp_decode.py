@@ -32,8 +32,10 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from maxim_otel_bridge.record import from_readable_span
 from maxim_otel_bridge.sidecar.otlp_decode import (
     MalformedRequest,
+    decode_encoded_spans,
     decode_trace_request_json,
     decode_trace_request_protobuf,
+    split_trace_request_protobuf,
 )
 
 TID = bytes.fromhex(TRACE)
@@ -349,3 +351,43 @@ def test_problem_messages_cut_long_span_names_short() -> None:
     assert (
         decoded.error_message == "span '" + "n" * 76 + "...: trace_id is all zeros"
     )  # the name's repr: 80 chars
+
+
+# -- split: the protobuf receivers' path, checked like decoding, decoded where the span is mapped -------------
+
+
+def _split_then_decoded(body: bytes) -> tuple[list, int, str]:
+    split = split_trace_request_protobuf(body)
+    records = decode_encoded_spans(b"".join(s.data for s in split.records)) if split.records else []
+    return records, split.rejected, split.error_message
+
+
+def test_split_spans_decode_to_the_same_records_alone_or_concatenated() -> None:
+    body = rich_request_pb().SerializeToString()
+    split = split_trace_request_protobuf(body)
+    assert [decode_encoded_spans(s.data)[0] for s in split.records] == list(RICH_RECORDS)
+    assert _split_then_decoded(body) == (list(RICH_RECORDS), 0, "")
+    assert [(s.trace_id, s.span_id, s.parent_span_id) for s in split.records] == [
+        (r.trace_id, r.span_id, r.parent_span_id) for r in RICH_RECORDS
+    ]
+
+
+def test_split_rejects_drops_and_reports_exactly_what_decoding_does() -> None:
+    good = span_pb("good", TID, bytes.fromhex(CHILD))
+    linked = span_pb("linked", TID, SID)
+    linked.links.append(SpanPb.Link(trace_id=bytes(16), span_id=SID))
+    linked.links.append(SpanPb.Link(trace_id=TID, span_id=bytes.fromhex(CHILD)))
+    bad = [span_pb(f"bad{i}", bytes(16), SID) for i in range(7)]
+    body = request_pb(good, span_pb("short", TID, SID[:7]), linked, *bad, good).SerializeToString()
+    decoded = decode_trace_request_protobuf(body)
+    assert decoded.rejected == 8 and "dropped a link" in decoded.error_message
+    assert _split_then_decoded(body) == (list(decoded.records), decoded.rejected, decoded.error_message)
+
+
+def test_split_keeps_the_kind_as_sent_for_the_spool_and_decoding_normalizes_it() -> None:
+    span = span_pb("odd kind", TID, SID)
+    span.kind = 42
+    body = request_pb(span).SerializeToString()
+    [encoded] = split_trace_request_protobuf(body).records
+    assert encoded.kind == 42
+    assert decode_encoded_spans(encoded.data) == list(decode_trace_request_protobuf(body).records)

@@ -13,8 +13,10 @@ from maxim_otel_bridge.record import SpanRecord
 from maxim_otel_bridge.sidecar.otlp_decode import (
     DecodedSpans,
     MalformedRequest,
+    decode_encoded_spans,
     decode_trace_request_json,
     decode_trace_request_protobuf,
+    split_trace_request_protobuf,
 )
 
 RICH_PB = rich_request_pb().SerializeToString()
@@ -49,6 +51,33 @@ def test_a_real_request_with_one_byte_changed_or_cut(position: int, byte: int) -
     mutated = RICH_PB[:position] + bytes([byte]) + RICH_PB[position + 1 :]
     decode_or_refuse(decode_trace_request_protobuf, mutated)
     decode_or_refuse(decode_trace_request_protobuf, RICH_PB[:position])
+
+
+def split_agrees_with_decoding(body: bytes) -> None:
+    """Splitting refuses, rejects and reports exactly as decoding does, and its spans decode to the same records."""
+    decoded = decode_or_refuse(decode_trace_request_protobuf, body)
+    try:
+        split = split_trace_request_protobuf(body)
+    except MalformedRequest:
+        assert decoded is None
+        return
+    assert decoded is not None
+    assert (split.rejected, split.error_message) == (decoded.rejected, decoded.error_message)
+    records = decode_encoded_spans(b"".join(s.data for s in split.records)) if split.records else []
+    assert repr(records) == repr(list(decoded.records))  # repr: a mutated double may be NaN, never equal to itself
+
+
+@FAST
+@given(st.integers(min_value=0, max_value=len(RICH_PB) - 1), st.integers(min_value=0, max_value=255))
+def test_split_agrees_with_decoding_on_a_request_with_one_byte_changed_or_cut(position: int, byte: int) -> None:
+    split_agrees_with_decoding(RICH_PB[:position] + bytes([byte]) + RICH_PB[position + 1 :])
+    split_agrees_with_decoding(RICH_PB[:position])
+
+
+@FAST
+@given(st.binary(max_size=2048))
+def test_split_agrees_with_decoding_on_any_bytes(body: bytes) -> None:
+    split_agrees_with_decoding(body)
 
 
 @FAST

@@ -93,6 +93,39 @@ def test_the_auth_token_is_never_shown(tmp_path: Path) -> None:
     assert "tok-secret-42" not in repr(settings)
 
 
+def test_content_settings_from_flags_env_and_file(tmp_path: Path) -> None:
+    config = tmp_path / "bridge.yaml"
+    config.write_text("capture_content: false\nredact:\n  - 'sk-[a-z0-9]+'\n  - '\\d{16}'\n")
+    from_file = load_settings(parse("--config", str(config)), environ={})
+    assert from_file.capture_content is False
+    assert [p.pattern for p in from_file.redact] == ["sk-[a-z0-9]+", r"\d{16}"]
+    assert "sk-[a-z0-9]" not in repr(from_file), "patterns may spell out secrets: not in the repr"
+    from_env = load_settings(
+        parse(), environ={"MAXIM_BRIDGE_CAPTURE_CONTENT": "off", "MAXIM_BRIDGE_REDACT": '["a+b", "[0-9]{3}"]'}
+    )
+    assert from_env.capture_content is False
+    assert [p.pattern for p in from_env.redact] == ["a+b", "[0-9]{3}"]
+    lines = load_settings(parse("--redact", "[0-9]{16}\nsk-\\w+"), environ={})
+    assert [p.pattern for p in lines.redact] == ["[0-9]{16}", r"sk-\w+"], "a lone character class is not JSON"
+    defaults = load_settings(parse(), environ={})
+    assert (defaults.capture_content, defaults.redact) == (True, ())
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "named"),
+    [
+        (["--redact", '["ok", "sk-live-(oops"]'], {}, "invalid redact (--redact) = ****: redact[1] is not a valid"),
+        ([], {"MAXIM_BRIDGE_REDACT": "x?"}, "invalid redact (MAXIM_BRIDGE_REDACT) = ****: redact[0] matches the empty"),
+        (["--capture-content", "perhaps"], {}, "capture_content (--capture-content)"),
+    ],
+)
+def test_a_bad_content_setting_is_refused_without_quoting_the_patterns(argv: list[str], env: dict, named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(parse(*argv), environ=env)
+    assert named in str(caught.value)
+    assert "sk-live" not in str(caught.value)
+
+
 def test_config_file_errors_name_the_file_and_key(tmp_path: Path) -> None:
     bad_key = tmp_path / "typo.yaml"
     bad_key.write_text("assembly_wiat: 3\n")
@@ -143,6 +176,12 @@ def test_the_docs_table_lists_every_setting() -> None:
     doc = (ROOT / "docs" / "sidecar.md").read_text()
     for setting in SETTINGS:
         assert f"`{setting.flag}`" in doc and f"`{setting.env}`" in doc and f"`{setting.name}`" in doc, setting.name
+
+
+def test_the_readme_table_lists_every_setting() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for setting in SETTINGS:
+        assert f"| `{setting.flag}` | `{setting.env}` |" in readme, setting.name
 
 
 def test_every_setting_is_a_field() -> None:

@@ -13,7 +13,7 @@ from maxim_otel_bridge.mapping import Placement
 from maxim_otel_bridge.record import SpanKind
 from maxim_otel_bridge.sidecar.ingest import Verdict
 from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
-from maxim_otel_bridge.sidecar.spool import SPOOL_FILE, Spool, is_local_root
+from maxim_otel_bridge.sidecar.spool import SPOOL_FILE, Spool, decode_bodies, is_local_root
 
 
 class FakeWallClock:
@@ -261,3 +261,71 @@ def test_a_request_larger_than_the_cap_is_taken_while_there_is_room(tmp_path: Pa
         assert s.accept_spans(small_trace(2)).verdict is Verdict.OVERLOADED  # now over the cap
     finally:
         s.close()
+
+
+def test_placements_of_later_parts_are_added_to_those_kept(spool: Spool, clock: FakeWallClock) -> None:
+    spool.accept_spans(small_trace(12))
+    stored = spool.read_trace(trace_id(12), 100)
+    first = {span_id(1): Placement("span", None), span_id(2): Placement("generation", span_id(1))}
+    spool.complete({trace_id(12): ([s.seq for s in stored], first)})
+    spool.accept_spans([generation(12, 9, 1)])
+    [late] = spool.read_trace(trace_id(12), 100)
+    later = {span_id(9): Placement("generation", span_id(1)), span_id(2): Placement("tool_call", span_id(1))}
+    spool.complete({trace_id(12): ([late.seq], later)})
+    assert spool.known(trace_id(12)) == {**first, **later}
+
+
+def test_a_spool_with_per_span_placements_is_converted_when_opened(tmp_path: Path, clock: FakeWallClock) -> None:
+    import sqlite3
+
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    old = sqlite3.connect(directory / SPOOL_FILE)
+    old.executescript(
+        """
+        CREATE TABLE placements (trace_id TEXT NOT NULL, span_id TEXT NOT NULL, entity_type TEXT NOT NULL,
+            parent TEXT, shipped_ns INTEGER NOT NULL, PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID;
+        CREATE INDEX placements_by_age ON placements (shipped_ns);
+        """
+    )
+    old.executemany(
+        "INSERT INTO placements VALUES (?, ?, ?, ?, ?)",
+        [
+            (trace_id(1), span_id(1), "span", None, clock.now),
+            (trace_id(1), span_id(2), "generation", span_id(1), clock.now),
+            (trace_id(2), span_id(3), "span", None, clock.now),
+        ],
+    )
+    old.commit()
+    old.close()
+    s = Spool(directory, wall_clock_ns=clock)
+    try:
+        assert s.known(trace_id(1)) == {
+            span_id(1): Placement("span", None),
+            span_id(2): Placement("generation", span_id(1)),
+        }
+        assert s.known(trace_id(2)) == {span_id(3): Placement("span", None)}
+        # A late span of a trace shipped before the upgrade is ready at once, as before.
+        s.accept_spans([generation(1, 9, 2)])
+        assert s.ready_traces(10, wait_s=60) == [trace_id(1)]
+        clock.advance(61)
+        assert s.purge_placements(60) == 2
+    finally:
+        s.close()
+
+
+def test_waiting_traces_are_read_in_the_order_asked_within_the_span_budget(spool: Spool) -> None:
+    for n in (20, 21, 22):
+        spool.accept_spans(small_trace(n, children=3))  # 4 spans each
+    [first] = spool.read_waiting([trace_id(20)], 100)
+    spool.complete({trace_id(20): ([seq for seq, _ in first.rows], {span_id(1): Placement("span", None)})})
+    spool.accept_spans([generation(20, 9, 1)])
+
+    waiting = spool.read_waiting([trace_id(22), trace_id(99), trace_id(20), trace_id(21)], 6)
+    assert [(w.trace_id, len(w.rows)) for w in waiting] == [(trace_id(22), 4), (trace_id(20), 1), (trace_id(21), 1)]
+    assert waiting[1].known == {span_id(1): Placement("span", None)} and waiting[0].known == {}
+    # The cut trace gives its first spans in arrival order, as read_trace does.
+    assert waiting[2].rows == spool.read_trace_rows(trace_id(21), 1)
+    assert [r.span_id for r in decode_bodies([body for _, body in waiting[0].rows])] == [
+        s.record.span_id for s in spool.read_trace(trace_id(22), 100)
+    ]

@@ -6,10 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["MaximSpanExporter", "__version__"]
+__all__ = ["MaximLogExporter", "MaximSpanExporter", "__version__"]
 
 if TYPE_CHECKING:
     from .exporter import MaximSpanExporter
+    from .log_exporter import MaximLogExporter
 
 
 def __getattr__(name: str) -> Any:
@@ -18,4 +19,8 @@ def __getattr__(name: str) -> Any:
         from .exporter import MaximSpanExporter
 
         return MaximSpanExporter
+    if name == "MaximLogExporter":
+        from .log_exporter import MaximLogExporter
+
+        return MaximLogExporter
     raise AttributeError(name)

@@ -38,17 +38,7 @@ from .config import Destination
 from .deadletter import DeadLetter, DeadLetterFile
 from .retry import AUTH_STATUSES, REJECTED_STATUSES, RETRYABLE_STATUSES, BackoffPolicy, parse_retry_after
 
-__all__ = [
-    "BATCH_PATH",
-    "ClientOptions",
-    "EncodedEntity",
-    "Entity",
-    "SendResult",
-    "MaximClient",
-    "as_mapping",
-    "encode_entity",
-    "split_batches",
-]
+__all__ = ["BATCH_PATH", "ClientOptions", "SendResult", "MaximClient", "split_batches"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,47 +80,14 @@ class ClientOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class EncodedEntity:
-    """An entity serialized before it is sent: the JSON bytes a request body will carry for it.
-
-    Entities mapped in an application's process may wait in a queue before they are sent. As dicts, each is
-    a dozen containers that the garbage collector promotes to its oldest generation, where they set off full
-    collections of the application's whole heap; as bytes they are invisible to the collector.
-    """
-
-    data: bytes
-
-    def decoded(self) -> dict[str, Any]:
-        """The entity again, for a dead letter or a log line."""
-        return orjson.loads(self.data)
-
-
-def encode_entity(entity: Mapping[str, Any]) -> EncodedEntity | Mapping[str, Any]:
-    """`entity` serialized now, exactly as `send` would; unchanged when it cannot be (`send` then
-    dead-letters it with the reason)."""
-    try:
-        return EncodedEntity(orjson.dumps(entity))
-    except (orjson.JSONEncodeError, TypeError):
-        return entity
-
-
-def as_mapping(entity: Mapping[str, Any] | EncodedEntity) -> Mapping[str, Any]:
-    """The entity itself, decoded when it was serialized ahead."""
-    return entity.decoded() if isinstance(entity, EncodedEntity) else entity
-
-
-Entity = Mapping[str, Any] | EncodedEntity
-"""What `send` takes: an entity, or one already serialized (`encode_entity`)."""
-
-
-@dataclass(frozen=True, slots=True)
 class SendResult:
     """What one `send()` achieved. `failed` keeps the undelivered entities, in order, to send again later."""
 
     delivered: int = 0
     dead_lettered: tuple[str, ...] = ()
     """Ids of the entities Maxim refused (written to the dead-letter file, or logged)."""
-    failed: tuple[Entity, ...] = ()
+    failed: tuple[Mapping[str, Any] | bytes, ...] = ()
+    """As given: mappings from `send`, JSON bytes from `send_encoded`."""
     retry_after: float | None = None
     """The server's last Retry-After, in seconds, when it asked the client to wait."""
     auth_failed: bool = False
@@ -180,14 +137,15 @@ class _Run:
         self.deadline = deadline
         self.delivered = 0
         self.dead: list[DeadLetter] = []
-        self.failed: list[Entity] = []
+        self.failed: list[Mapping[str, Any] | bytes] = []
         self.retry_after: float | None = None
         self.auth_failed = False
         self.last_error: str | None = None
         self.stopped = False
 
 
-_Item = tuple[Entity, bytes]
+_Item = tuple["Mapping[str, Any] | bytes", bytes]
+"""An entity as the caller gave it (a mapping, or its JSON for `send_encoded`) and its JSON."""
 
 
 class MaximClient:
@@ -257,7 +215,7 @@ class MaximClient:
 
     # -- sending -----------------------------------------------------------------------------------
 
-    def send(self, entities: Sequence[Entity], *, deadline: float | None = None) -> SendResult:
+    def send(self, entities: Sequence[Mapping[str, Any]], *, deadline: float | None = None) -> SendResult:
         """Deliver `entities` in order. `deadline` is a time on `self.clock` after which no retry waits start
         (default: now + `options.retry_deadline`). Never raises for a network or server failure."""
         run = _Run(deadline if deadline is not None else self._clock() + self.options.retry_deadline)
@@ -265,13 +223,22 @@ class MaximClient:
             return SendResult(failed=tuple(entities), last_error="the client is closed")
         items: list[_Item] = []
         for entity in entities:
-            if isinstance(entity, EncodedEntity):
-                items.append((entity, entity.data))
-                continue
             try:
                 items.append((entity, orjson.dumps(entity)))
             except (orjson.JSONEncodeError, TypeError) as exc:
                 run.dead.append(DeadLetter(entity, f"entity is not JSON-serializable: {exc}"))
+        return self._send_items(items, run)
+
+    def send_encoded(self, entities: Sequence[bytes], *, deadline: float | None = None) -> SendResult:
+        """Like `send`, for entities already serialized, each one JSON object (what the sidecar's mapping
+        workers produce): they go into the request bodies as they are. `failed` holds the same bytes objects;
+        an entity is parsed only to be written as a dead letter."""
+        run = _Run(deadline if deadline is not None else self._clock() + self.options.retry_deadline)
+        if self._http.is_closed:
+            return SendResult(failed=tuple(entities), last_error="the client is closed")
+        return self._send_items([(data, data) for data in entities], run)
+
+    def _send_items(self, items: list[_Item], run: _Run) -> SendResult:
         overhead = len(self._envelope_head) + 2
         for batch in split_batches(
             [len(data) for _, data in items], self.options.max_batch_entities, self.options.max_batch_bytes, overhead
@@ -331,9 +298,9 @@ class MaximClient:
     def _isolate(self, chunk: list[_Item], answer: _Answer, run: _Run) -> None:
         """Bisect a refused batch: the halves the server takes are delivered, lone refused entities dead-lettered."""
         if len(chunk) == 1:
-            entity = as_mapping(chunk[0][0])
+            entity, data = chunk[0]
             reason = f"HTTP {answer.status}: {answer.text}"
-            run.dead.append(DeadLetter(entity, reason))
+            run.dead.append(DeadLetter(orjson.loads(data) if isinstance(entity, bytes) else entity, reason))
             return
         middle = len(chunk) // 2
         for half in (chunk[:middle], chunk[middle:]):

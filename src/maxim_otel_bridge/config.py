@@ -6,9 +6,11 @@ Explicit arguments win over environment variables, which win over defaults.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = [
@@ -22,6 +24,8 @@ __all__ = [
     "Secret",
     "Destination",
     "is_loopback_url",
+    "parse_pattern_list",
+    "parse_switch",
 ]
 
 ENV_API_KEY = "MAXIM_API_KEY"
@@ -74,6 +78,48 @@ class Secret:
     def __reduce__(self) -> tuple[object, ...]:
         # Pickling would be a way for the key to leak into a dump: refuse it.
         raise TypeError("Secret values cannot be pickled")
+
+
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def parse_switch(value: Any) -> bool:
+    """A boolean setting: `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off` (any case), or a YAML boolean."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"expected true or false, got {value!r}")
+
+
+def parse_pattern_list(value: Any) -> tuple[str, ...]:
+    """Regular expressions from a YAML list, a JSON array of strings, or text with one pattern per line.
+
+    Only the shape is checked here; `mapping.MappingOptions` compiles them. Errors never quote a pattern:
+    a redaction pattern may spell out the secret it is there to hide.
+    """
+    if isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        text = str(value).strip()
+        items = None
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except ValueError:
+                parsed = None  # a character class such as `[0-9]{16}` on its own line
+            if isinstance(parsed, list) and all(isinstance(item, str) for item in parsed):
+                items = parsed
+        if items is None:
+            items = [line.strip() for line in text.splitlines() if line.strip()]
+    for index, item in enumerate(items):
+        if not isinstance(item, str) or not item:
+            raise ValueError(f"pattern {index} is not a non-empty string")
+    return tuple(items)
 
 
 def is_loopback_url(url: str) -> bool:

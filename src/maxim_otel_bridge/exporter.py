@@ -2,12 +2,12 @@
 
     provider.add_span_processor(BatchSpanProcessor(MaximSpanExporter()))
 
-or, with zero code, `OTEL_TRACES_EXPORTER=maxim opentelemetry-instrument python app.py`.
+or, with zero code, `OTEL_TRACES_EXPORTER=maxim opentelemetry-instrument python app.py` (add
+`OTEL_LOGS_EXPORTER=maxim` for GenAI content that instrumentations emit as log events: `log_exporter`).
 
-The data path: `export()` (called on the BatchSpanProcessor's thread) turns spans into records and buffers
-them per trace (`trace_buffer`); a background thread maps each ready trace (`mapping.map_trace_part`) and
-sends the entities with the `MaximClient`, the one owner of retries. `export()` therefore never waits for the
-network and never raises.
+`export()` (called on the BatchSpanProcessor's thread) turns spans into records and hands them to the
+destination's shared `pipeline`, which buffers them per trace, maps each ready trace and sends it from a
+background thread. `export()` therefore never waits for the network and never raises.
 
 Memory is bounded and nothing is dropped: past `max_buffered_spans` the oldest traces are mapped early;
 entities Maxim could not take yet wait in a pending queue (`max_pending_entities`), and what overflows it,
@@ -19,10 +19,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-import threading
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +28,13 @@ import httpx
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
-from .client import ClientOptions, Entity, MaximClient, as_mapping, encode_entity
-from .config import Destination
-from .deadletter import DeadLetter, DeadLetterFile
-from .mapping import MappingOptions, map_trace_part
-from .record import SpanRecord, from_readable_span
+from .client import ClientOptions
+from .config import ConfigError, Destination, parse_pattern_list, parse_switch
+from .mapping import MappingOptions
+from .pipeline import ExporterStats, Pipeline, PipelineSettings, acquire_pipeline
+from .record import from_readable_span
 from .retry import BackoffPolicy
-from .trace_buffer import BufferOptions, TraceBuffer, TracePart
+from .trace_buffer import BufferOptions
 
 __all__ = [
     "MaximSpanExporter",
@@ -50,7 +48,10 @@ __all__ = [
     "ENV_DEAD_LETTER_PATH",
     "ENV_MAX_VALUE_CHARS",
     "ENV_UNKNOWN_PROVIDER",
+    "ENV_CAPTURE_CONTENT",
+    "ENV_REDACT",
     "default_dead_letter_path",
+    "resolve_settings",
     "ExporterStats",
 ]
 
@@ -76,18 +77,13 @@ ENV_MAX_VALUE_CHARS = "MAXIM_BRIDGE_MAX_VALUE_CHARS"
 """Longest string kept in an entity before it is cut with a visible marker (default 100000)."""
 ENV_UNKNOWN_PROVIDER = "MAXIM_BRIDGE_UNKNOWN_PROVIDER"
 """Provider sent for generations whose provider is outside Maxim's enum (default openai)."""
+ENV_CAPTURE_CONTENT = "MAXIM_BRIDGE_CAPTURE_CONTENT"
+"""`false` to withhold message contents, tool arguments/results and documents (default true)."""
+ENV_REDACT = "MAXIM_BRIDGE_REDACT"
+"""Regular expressions whose matches are replaced by `[REDACTED]` in every string sent: a JSON array of
+strings, or one pattern per line."""
 
 DISABLED_VALUES = frozenset({"none", "off", "false", "0", "-"})
-
-FAILED_SEND_COOLDOWN = 5.0
-"""Seconds before pending entities are tried again after a send gave up (unless Maxim said longer)."""
-MAX_COOLDOWN = 300.0
-"""A Retry-After longer than this is not taken at its word: pending entities must not wait for hours."""
-AUTH_FAILED_COOLDOWN = 60.0
-"""A rejected key will not fix itself quickly: try again rarely (the client logs it once)."""
-IDLE_WAKE = 1.0
-"""The background thread re-checks at least this often (a bound, in case a wake-up is missed)."""
-
 
 def default_dead_letter_path(environ: Mapping[str, str] | None = None) -> Path:
     """`$XDG_STATE_HOME/maxim-otel-bridge/dead-letter.jsonl` (`~/.local/state/...` when unset)."""
@@ -112,18 +108,101 @@ def _env_number(env: Mapping[str, str], name: str, default: Any, kind: type, *, 
     return value
 
 
-@dataclass(frozen=True, slots=True)
-class ExporterStats:
-    """Counters since the exporter was made, for health checks and tests."""
+def _with_content_policy(options: MappingOptions, env: Mapping[str, str]) -> MappingOptions:
+    """The content settings from the environment; unlike the others, a bad one is an error, not a warning.
 
-    spans_received: int
-    spans_buffered: int
-    entities_pending: int
-    entities_delivered: int
-    entities_dead_lettered: int
-    """Refused by Maxim, or given up on (pending overflow, shutdown, mapping failure)."""
-    failed_sends: int
-    """Sends that left entities undelivered (retried on a later cycle)."""
+    Falling back to the default would ship the very content or secrets the setting was meant to keep out.
+    """
+    capture_raw = env.get(ENV_CAPTURE_CONTENT, "").strip()
+    redact_raw = env.get(ENV_REDACT, "").strip()
+    if not capture_raw and not redact_raw:
+        return options
+    try:
+        capture = parse_switch(capture_raw) if capture_raw else options.capture_content
+    except ValueError as exc:
+        raise ConfigError(f"invalid {ENV_CAPTURE_CONTENT}: {exc}") from None
+    try:
+        patterns = parse_pattern_list(redact_raw) if redact_raw else ()
+        return replace(options, capture_content=capture, redact=patterns)
+    except ValueError as exc:
+        # The message names the pattern by position only: patterns often spell out a secret.
+        raise ConfigError(f"invalid {ENV_REDACT}: {exc}") from None
+
+
+def resolve_settings(
+    api_key: str | None = None,
+    repo_id: str | None = None,
+    base_url: str | None = None,
+    *,
+    trace_wait: float | None = None,
+    max_buffered_spans: int | None = None,
+    max_pending_entities: int | None = None,
+    max_batch_entities: int | None = None,
+    max_batch_bytes: int | None = None,
+    timeout: float | None = None,
+    retry_deadline: float | None = None,
+    backoff: BackoffPolicy | None = None,
+    dead_letter_path: str | os.PathLike[str] | None = None,
+    mapping_options: MappingOptions | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> tuple[Destination, PipelineSettings]:
+    """Explicit values, then `MAXIM_*` / `MAXIM_BRIDGE_*` environment variables, then defaults.
+
+    Raises `ConfigError` when the API key or log repository is missing (a loopback `base_url`, i.e. a
+    local store, needs neither) or `MAXIM_BRIDGE_CAPTURE_CONTENT` / `MAXIM_BRIDGE_REDACT` is invalid, and
+    `ValueError` for an invalid explicit option. An explicit `mapping_options` replaces every mapping
+    variable, the content settings included.
+    """
+    env = os.environ if environ is None else environ
+    destination = Destination.resolve(api_key, repo_id, base_url, environ=env)
+
+    def pick(value: Any, name: str, default: Any, kind: type) -> Any:
+        return value if value is not None else _env_number(env, name, default, kind, allow_zero=name == ENV_TRACE_WAIT)
+
+    buffer_options = BufferOptions(
+        trace_wait=pick(trace_wait, ENV_TRACE_WAIT, 5.0, float),
+        max_spans=pick(max_buffered_spans, ENV_MAX_BUFFERED_SPANS, 10_000, int),
+    )
+    max_pending = pick(max_pending_entities, ENV_MAX_PENDING_ENTITIES, 20_000, int)
+    if isinstance(max_pending, bool) or not isinstance(max_pending, int) or max_pending < 1:
+        raise ValueError(f"max_pending_entities must be a positive int, got {max_pending!r}")
+    dead_path = _dead_letter_path(dead_letter_path, env)
+    client_options = ClientOptions(
+        max_batch_entities=pick(max_batch_entities, ENV_MAX_BATCH_ENTITIES, 500, int),
+        max_batch_bytes=pick(max_batch_bytes, ENV_MAX_BATCH_BYTES, 4 * 1024 * 1024, int),
+        timeout=pick(timeout, ENV_TIMEOUT, 10.0, float),
+        retry_deadline=pick(retry_deadline, ENV_RETRY_DEADLINE, 60.0, float),
+        backoff=backoff if backoff is not None else BackoffPolicy(),
+        dead_letter_path=str(dead_path) if dead_path is not None else None,
+    )
+    if mapping_options is None:
+        try:
+            mapping_options = MappingOptions(
+                max_value_chars=_env_number(env, ENV_MAX_VALUE_CHARS, MappingOptions().max_value_chars, int),
+                unknown_provider=env.get(ENV_UNKNOWN_PROVIDER, "").strip() or MappingOptions().unknown_provider,
+            )
+        except ValueError as exc:
+            logger.warning("ignoring mapping settings from the environment (%s); using defaults", exc)
+            mapping_options = MappingOptions()
+        mapping_options = _with_content_policy(mapping_options, env)
+    settings = PipelineSettings(
+        buffer=buffer_options,
+        max_pending=max_pending,
+        client=client_options,
+        mapping=mapping_options,
+        dead_letter_path=dead_path,
+    )
+    return destination, settings
+
+
+def _dead_letter_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
+    if explicit is not None:
+        text = os.fspath(explicit)
+        return None if text.strip().lower() in DISABLED_VALUES else Path(text)
+    raw = env.get(ENV_DEAD_LETTER_PATH, "").strip()
+    if raw.lower() in DISABLED_VALUES:
+        return None
+    return Path(raw) if raw else default_dead_letter_path(env)
 
 
 class MaximSpanExporter(SpanExporter):
@@ -151,109 +230,55 @@ class MaximSpanExporter(SpanExporter):
         """Unset values come from `MAXIM_*` / `MAXIM_BRIDGE_*` environment variables, then defaults.
 
         Raises `ConfigError` when the API key or log repository is missing (a loopback `base_url`, i.e. a
-        local store, needs neither), and `ValueError` for an invalid explicit option.
+        local store, needs neither), and `ValueError` for an invalid explicit option. A `MaximLogExporter`
+        for the same destination shares this exporter's pipeline (`pipeline.acquire_pipeline`).
         """
-        env = os.environ if environ is None else environ
-        self._destination = Destination.resolve(api_key, repo_id, base_url, environ=env)
-
-        def pick(value: Any, name: str, default: Any, kind: type) -> Any:
-            return (
-                value if value is not None else _env_number(env, name, default, kind, allow_zero=name == ENV_TRACE_WAIT)
-            )
-
-        self._buffer_options = BufferOptions(
-            trace_wait=pick(trace_wait, ENV_TRACE_WAIT, 5.0, float),
-            max_spans=pick(max_buffered_spans, ENV_MAX_BUFFERED_SPANS, 10_000, int),
+        self._destination, settings = resolve_settings(
+            api_key,
+            repo_id,
+            base_url,
+            trace_wait=trace_wait,
+            max_buffered_spans=max_buffered_spans,
+            max_pending_entities=max_pending_entities,
+            max_batch_entities=max_batch_entities,
+            max_batch_bytes=max_batch_bytes,
+            timeout=timeout,
+            retry_deadline=retry_deadline,
+            backoff=backoff,
+            dead_letter_path=dead_letter_path,
+            mapping_options=mapping_options,
+            environ=environ,
         )
-        self._max_pending = pick(max_pending_entities, ENV_MAX_PENDING_ENTITIES, 20_000, int)
-        if isinstance(self._max_pending, bool) or not isinstance(self._max_pending, int) or self._max_pending < 1:
-            raise ValueError(f"max_pending_entities must be a positive int, got {self._max_pending!r}")
-        dead_path = self._dead_letter_path(dead_letter_path, env)
-        self._client_options = ClientOptions(
-            max_batch_entities=pick(max_batch_entities, ENV_MAX_BATCH_ENTITIES, 500, int),
-            max_batch_bytes=pick(max_batch_bytes, ENV_MAX_BATCH_BYTES, 4 * 1024 * 1024, int),
-            timeout=pick(timeout, ENV_TIMEOUT, 10.0, float),
-            retry_deadline=pick(retry_deadline, ENV_RETRY_DEADLINE, 60.0, float),
-            backoff=backoff if backoff is not None else BackoffPolicy(),
-            dead_letter_path=str(dead_path) if dead_path is not None else None,
-        )
-        if mapping_options is None:
-            try:
-                mapping_options = MappingOptions(
-                    max_value_chars=_env_number(env, ENV_MAX_VALUE_CHARS, MappingOptions().max_value_chars, int),
-                    unknown_provider=env.get(ENV_UNKNOWN_PROVIDER, "").strip() or MappingOptions().unknown_provider,
-                )
-            except ValueError as exc:
-                logger.warning("ignoring mapping settings from the environment (%s); using defaults", exc)
-                mapping_options = MappingOptions()
-        self._mapping_options = mapping_options
-
-        self._client = MaximClient(self._destination, self._client_options, transport=transport)
-        self._buffer = TraceBuffer(self._buffer_options)
-        self._dead_letters = DeadLetterFile(dead_path) if dead_path is not None else None
-
-        self._stage_lock = threading.Lock()  # mapping + `known` bookkeeping, one trace part at a time
-        self._send_lock = threading.Lock()  # one sender at a time: the worker, force_flush or shutdown
-        self._pending: list[Entity] = []
-        self._pending_lock = threading.Lock()
-        self._retry_not_before = 0.0
-        self._next_wake = 0.0
-        self._last_error: str | None = None
-        self._counts = {"received": 0, "delivered": 0, "dead": 0, "failed_sends": 0}
-        self._counts_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
+        self._pipeline = acquire_pipeline(self._destination, settings, transport)
         self._shutdown = False
-        self._worker = threading.Thread(target=self._run, name="maxim-exporter", daemon=True)
-        self._worker.start()
 
     def __repr__(self) -> str:
         return (
             f"MaximSpanExporter(base_url={self._destination.base_url!r}, repo_id={self._destination.repo_id!r}, "
-            f"trace_wait={self._buffer_options.trace_wait})"
+            f"trace_wait={self._pipeline.settings.buffer.trace_wait})"
         )
-
-    @staticmethod
-    def _dead_letter_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path | None:
-        if explicit is not None:
-            text = os.fspath(explicit)
-            return None if text.strip().lower() in DISABLED_VALUES else Path(text)
-        raw = env.get(ENV_DEAD_LETTER_PATH, "").strip()
-        if raw.lower() in DISABLED_VALUES:
-            return None
-        return Path(raw) if raw else default_dead_letter_path(env)
 
     @property
     def destination(self) -> Destination:
         return self._destination
 
     @property
+    def pipeline(self) -> Pipeline:
+        """The pipeline this exporter feeds, shared with a `MaximLogExporter` of the same destination."""
+        return self._pipeline
+
+    @property
     def pending_entities(self) -> int:
         """Entities mapped but not yet delivered (waiting for Maxim)."""
-        with self._pending_lock:
-            return len(self._pending)
+        return self._pipeline.pending_entities
 
     @property
     def stats(self) -> ExporterStats:
-        with self._counts_lock:
-            counts = dict(self._counts)
-        return ExporterStats(
-            spans_received=counts["received"],
-            spans_buffered=self._buffer.span_count,
-            entities_pending=self.pending_entities,
-            entities_delivered=counts["delivered"],
-            entities_dead_lettered=counts["dead"],
-            failed_sends=counts["failed_sends"],
-        )
-
-    def _count(self, name: str, amount: int) -> None:
-        if amount:
-            with self._counts_lock:
-                self._counts[name] += amount
+        return self._pipeline.stats
 
     @property
     def buffered_spans(self) -> int:
-        return self._buffer.span_count
+        return self._pipeline.buffered_spans
 
     # -- SpanExporter ------------------------------------------------------------------------------
 
@@ -273,33 +298,20 @@ class MaximSpanExporter(SpanExporter):
                 unreadable += 1
                 logger.error("skipping a span that could not be read (%s: %s)", type(exc).__name__, exc)
         try:
-            self._count("received", len(entries))
-            if self._buffer.add(entries):
-                if self._buffer.span_count > self._buffer_options.max_spans:
-                    # Bounded memory without blocking this thread on the network: map the oldest traces now.
-                    self._stage(self._buffer.take_ready())
-                self._wake.set()
-            else:
-                due = self._buffer.next_due()
-                if due is not None and due < self._next_wake:
-                    self._wake.set()  # a new trace is due before the worker planned to look
+            self._pipeline.add_spans(entries)
         except Exception:  # the SDK's thread must never see an exception from an exporter
             logger.exception("could not buffer %d spans for Maxim", len(entries))
             return SpanExportResult.FAILURE
         return SpanExportResult.FAILURE if unreadable else SpanExportResult.SUCCESS
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Map every buffered trace now and deliver everything pending; True when nothing is left undelivered."""
-        try:
-            deadline = time.monotonic() + max(timeout_millis, 0) / 1000
-            self._stage(self._buffer.take_ready(flush=True))
-            return self._send_pending(deadline)
-        except Exception:
-            logger.exception("flush to Maxim failed")
-            return False
+        """Map every buffered trace (and log event) now and deliver everything pending; True when nothing is
+        left undelivered."""
+        return self._pipeline.force_flush(timeout_millis)
 
     def shutdown(self, timeout_millis: float = 30_000) -> None:
-        """Stop the background thread (cutting any backoff wait short), send what is left, close the client.
+        """Release the pipeline. The last exporter of the destination out stops its background thread
+        (cutting any backoff wait short), sends what is left and closes the client.
 
         Each remaining batch gets one attempt, within `timeout_millis` (the BatchSpanProcessor passes what is
         left of its own shutdown timeout); what still cannot be delivered goes to the dead-letter file.
@@ -307,124 +319,4 @@ class MaximSpanExporter(SpanExporter):
         if self._shutdown:
             return
         self._shutdown = True
-        end = time.monotonic() + max(timeout_millis, 0) / 1000
-        self._stopping.set()
-        self._client.interrupt()
-        self._wake.set()
-        # Interrupted, the thread ends within one request attempt at most; waiting for it means no batch is
-        # in flight, so everything undelivered is in the pending queue below.
-        self._worker.join()
-        try:
-            self._stage(self._buffer.take_ready(flush=True))
-            self._send_pending(min(end, time.monotonic() + self._client_options.timeout))
-            with self._pending_lock:
-                leftover, self._pending = self._pending, []
-            if leftover:
-                self._bury(leftover, f"not delivered before shutdown: {self._last_error or 'unknown error'}")
-        except Exception:
-            logger.exception("final flush to Maxim failed")
-        finally:
-            self._client.close()
-
-    # -- the background thread ---------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            now = time.monotonic()
-            due = self._buffer.next_due()
-            wait = IDLE_WAKE if due is None else min(IDLE_WAKE, max(due - now, 0.0))
-            if self.pending_entities and self._retry_not_before > now:
-                wait = min(wait, self._retry_not_before - now)
-            self._next_wake = now + wait
-            self._wake.wait(wait)
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
-            try:
-                self._stage(self._buffer.take_ready())
-                if time.monotonic() >= self._retry_not_before:
-                    self._send_pending(None)
-            except Exception:  # keep the thread alive: a bug in one cycle must not stop all delivery
-                logger.exception("Maxim export cycle failed")
-
-    def _stage(self, parts: list[TracePart]) -> None:
-        """Map ready trace parts and queue their entities for sending, in order."""
-        if not parts:
-            return
-        staged: list[Entity] = []
-        with self._stage_lock:
-            for part in parts:
-                # Serialized at once: waiting entities are bytes, not dicts the collector keeps walking.
-                staged.extend(encode_entity(entity) for entity in self._map(part))
-        if not staged:
-            return
-        with self._pending_lock:
-            self._pending.extend(staged)
-            overflow = len(self._pending) - self._max_pending
-            dropped = self._pending[:overflow] if overflow > 0 else []
-            if dropped:
-                del self._pending[:overflow]
-        if dropped:
-            self._bury(dropped, f"pending queue full ({self._max_pending}): {self._last_error or 'Maxim unreachable'}")
-
-    def _map(self, part: TracePart) -> list[dict]:
-        try:
-            mapped = map_trace_part(part.records, self._mapping_options, self._buffer.known(part.trace_id))
-        except Exception as exc:
-            logger.exception("could not map trace %s (%d spans)", part.trace_id, len(part.records))
-            self._bury([_record_letter(r) for r in part.records], f"mapping failed: {type(exc).__name__}: {exc}")
-            return []
-        for line in mapped.skipped:
-            logger.warning("span of trace %s skipped: %s", part.trace_id, line)
-        self._buffer.remember(part.trace_id, mapped.placements)
-        return mapped.entities
-
-    def _send_pending(self, deadline: float | None) -> bool:
-        """Send everything pending; True when all of it was delivered (or dead-lettered)."""
-        # A flush waits for a send in progress only until its own deadline.
-        timeout = -1 if deadline is None else max(deadline - time.monotonic(), 0.0)
-        if not self._send_lock.acquire(timeout=timeout):
-            return False
-        try:
-            with self._pending_lock:
-                batch, self._pending = self._pending, []
-            if not batch:
-                return True
-            result = self._client.send(batch, deadline=deadline)
-            self._count("delivered", result.delivered)
-            self._count("dead", len(result.dead_lettered))
-            self._count("failed_sends", 1 if result.failed else 0)
-            if result.failed:
-                with self._pending_lock:
-                    # Older entities first: they were mapped first and hold the parents.
-                    self._pending[:0] = result.failed
-                self._last_error = result.last_error
-                cooldown = AUTH_FAILED_COOLDOWN if result.auth_failed else FAILED_SEND_COOLDOWN
-                cooldown = min(max(cooldown, result.retry_after or 0.0), MAX_COOLDOWN)
-                self._retry_not_before = time.monotonic() + cooldown
-            else:
-                self._retry_not_before = 0.0
-            return result.ok
-        finally:
-            self._send_lock.release()
-
-    def _bury(self, entities: Sequence[Entity], reason: str) -> None:
-        """Entities that will not be sent: to the dead-letter file (or the log), never silently lost."""
-        self._count("dead", len(entities))
-        entities = [as_mapping(e) for e in entities]
-        if self._dead_letters is not None and self._dead_letters.write(DeadLetter(e, reason) for e in entities):
-            logger.error(
-                "%d entities not delivered (%s): written to %s", len(entities), reason, self._dead_letters.path
-            )
-            return
-        logger.error(
-            "%d entities not delivered (%s) and no dead-letter file took them: %s",
-            len(entities),
-            reason,
-            ", ".join(str(e.get("id")) for e in entities[:20]),
-        )
-
-
-def _record_letter(record: SpanRecord) -> dict[str, Any]:
-    """A span the mapping could not handle, kept whole so it can be replayed once the mapping is fixed."""
-    return {"type": "spanRecord", "id": record.span_id, "record": record.to_json_obj()}
+        self._pipeline.release(timeout_millis)

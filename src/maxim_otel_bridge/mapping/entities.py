@@ -14,6 +14,7 @@ from maxim_otel_bridge.mapping.classify import (
     operation_name,
 )
 from maxim_otel_bridge.mapping.coerce import coerce_str_list
+from maxim_otel_bridge.mapping.conventions.maxim import TAG_PREFIX, read_tags, trace_fields
 from maxim_otel_bridge.mapping.errors import (
     ErrorInfo,
     error_info,
@@ -35,7 +36,6 @@ from maxim_otel_bridge.mapping.precedence import (
 )
 from maxim_otel_bridge.mapping.provider import normalize_provider
 from maxim_otel_bridge.mapping.result import completion_result
-from maxim_otel_bridge.mapping.values import tag_value
 from maxim_otel_bridge.record import SpanRecord
 
 __all__ = [
@@ -52,9 +52,6 @@ __all__ = [
     "tool_call_entity",
     "trace_entity",
 ]
-
-TAG_PREFIX = "maxim.tag."
-"""Attributes `maxim.tag.<key>` become the entity's tag `<key>` (Maxim tags are strings)."""
 
 PROVIDER_ORIGINAL_TAG = "provider.original"
 """Tag holding a provider name that had to be replaced by the fallback (Maxim's provider is an enum)."""
@@ -79,9 +76,7 @@ _tag_keys = KeySetMemo(_tag_keys_of)
 
 
 def user_tags(attributes: Mapping[str, Any]) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    for key in _tag_keys(attributes):
-        tags[key[len(TAG_PREFIX) :]] = tag_value(attributes[key]) or ""
+    tags = read_tags(attributes)
     # OpenInference `tag.tags` is a list of labels: each becomes a tag with an empty value.
     labels = attributes.get("tag.tags")
     if labels is not None:
@@ -285,7 +280,7 @@ def trace_entity(
         entity["endTimestamp"] = end
     if root.resource:
         entity["metadata"] = {"otel.resource": dict(sorted(root.resource.items()))}
-    return entity
+    return trace_fields(entity, root.attributes)
 
 
 def session_entity(session_id: str, original: str) -> dict[str, Any]:

@@ -363,7 +363,10 @@ def openai_choice(choice: Any, span_id: str, default_index: int) -> Choice:
     return Choice(
         index=index if index is not None and index >= 0 else default_index,
         content=content,
-        tool_calls=tuple(_openai_tool_calls(message.get("tool_calls"), span_id, 1000 + default_index)),
+        # Traceloop's `gen_ai.choice` body puts the tool calls beside the message, not inside it.
+        tool_calls=tuple(
+            _openai_tool_calls(message.get("tool_calls") or choice.get("tool_calls"), span_id, 1000 + default_index)
+        ),
         finish_reason=normalize_finish_reason(choice.get("finish_reason")),
     )
 

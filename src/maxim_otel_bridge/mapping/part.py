@@ -7,6 +7,8 @@ from dataclasses import replace
 from typing import Any
 
 from maxim_otel_bridge.mapping.classify import SPAN, classify
+from maxim_otel_bridge.mapping.content_policy import apply_content_policy
+from maxim_otel_bridge.mapping.conventions.maxim import with_entity_fields
 from maxim_otel_bridge.mapping.entities import (
     BUILDERS,
     Where,
@@ -75,7 +77,7 @@ def _map_one_trace(
         parent = plan.placements[span_id].parent
         include_resource = root is None or (record.resource is not root.resource and record.resource != root.resource)
         where = Where(trace_id, parent, include_resource=include_resource)
-        entity = BUILDERS[kind](record, where, options)
+        entity = with_entity_fields(BUILDERS[kind](record, where, options), record.attributes)
         span_entities.append(entity)
         if record is root:
             root_entity = entity
@@ -93,6 +95,8 @@ def _map_one_trace(
     entities.append(trace_entity(trace_id, root, root_entity, session_id))
     entities.extend(placeholder_span_entity(span_id, trace_id) for span_id in plan.placeholders)
     entities.extend(span_entities)
+    # The policy sees whole strings: truncating first could cut a secret in two and let its head pass.
+    entities = apply_content_policy(entities, options)
     limit = options.max_value_chars
     bounded = [entity if is_bounded(entity, limit) else bound_value(entity, limit) for entity in entities]
     return MappedPart(entities=bounded, placements=plan.placements)

@@ -24,6 +24,7 @@ from maxim_otel_bridge.mapping.conventions.genai_events import (
     MESSAGE_EVENTS,
 )
 from maxim_otel_bridge.mapping.conventions.generic import GENERIC
+from maxim_otel_bridge.mapping.conventions.maxim import MAXIM
 from maxim_otel_bridge.mapping.conventions.openinference import OPENINFERENCE
 from maxim_otel_bridge.mapping.conventions.pydantic_ai import PYDANTIC_AI
 from maxim_otel_bridge.mapping.conventions.traceloop import TRACELOOP
@@ -75,8 +76,8 @@ PRECEDENCE: dict[str, tuple[Convention, ...]] = {
     "first_chunk_seconds": (GENAI, VERCEL, OPENINFERENCE),
     "tool": (GENAI, VERCEL, PYDANTIC_AI, OPENINFERENCE, TRACELOOP, GENERIC),
     "retrieval": (GENAI, OPENINFERENCE, TRACELOOP, GENERIC),
-    "session_id": (GENERIC, GENAI, TRACELOOP, VERCEL),
-    "user_id": (GENERIC, TRACELOOP, VERCEL),
+    "session_id": (MAXIM, GENERIC, GENAI, TRACELOOP, VERCEL),
+    "user_id": (MAXIM, GENERIC, TRACELOOP, VERCEL),
     "input_text": (GENERIC, TRACELOOP, GENAI, PYDANTIC_AI, VERCEL),
     "output_text": (GENERIC, TRACELOOP, PYDANTIC_AI, GENAI, VERCEL),
 }

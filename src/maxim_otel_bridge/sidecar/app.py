@@ -87,7 +87,12 @@ class Sidecar:
             transport=TimedTransport(self.metrics),
         )
         dead_letters = DeadLetterFile(s.dead_letter_file)
-        options = MappingOptions(max_value_chars=s.max_value_chars, unknown_provider=s.unknown_provider)
+        options = MappingOptions(
+            max_value_chars=s.max_value_chars,
+            unknown_provider=s.unknown_provider,
+            capture_content=s.capture_content,
+            redact=s.redact,
+        )
         mapper: Mapper = InlineMapper(options)
         if s.map_workers:
             process_mapper = ProcessMapper(options, workers=s.map_workers)
@@ -104,6 +109,7 @@ class Sidecar:
             max_spans=s.ship_max_spans,
             mapper=mapper,
             dead_letters=dead_letters,
+            log_window_s=s.placement_retention,
         )
         self.shipper = Shipper(
             self.spool,
@@ -133,6 +139,13 @@ class Sidecar:
             self.destination.base_url,
             self.destination.repo_id,
         )
+        if not s.capture_content or s.redact:
+            # How many patterns, never which: a pattern may spell out the secret it hides.
+            logger.info(
+                "content policy: message content %s, %d redaction pattern(s)",
+                "captured" if s.capture_content else "not captured",
+                len(s.redact),
+            )
 
     def stop(self) -> bool:
         """Graceful stop within `grace_period`. True when the spool was emptied, False when spans stay for later."""
@@ -206,6 +219,7 @@ class Sidecar:
             token,
             tls,
             self.metrics,
+            log_sink=self.spool,
         )
         self.receivers["http"] = HttpReceiver(
             s.http_endpoint,
@@ -214,6 +228,7 @@ class Sidecar:
             token,
             tls,
             self.metrics,
+            log_sink=self.spool,
         )
         for receiver in self.receivers.values():
             receiver.start()
@@ -240,6 +255,7 @@ class Sidecar:
             spool.update(
                 writable=True,
                 spans=stats.spans,
+                log_records=stats.log_events,
                 traces=stats.traces,
                 bytes=stats.bytes,
                 oldest_span_age_s=round(stats.oldest_age_s, 3),

@@ -1,4 +1,5 @@
-"""OTLP/gRPC receiver: `opentelemetry.proto.collector.trace.v1.TraceService/Export`.
+"""OTLP/gRPC receiver: `opentelemetry.proto.collector.trace.v1.TraceService/Export`, and
+`opentelemetry.proto.collector.logs.v1.LogsService/Export` on the same port when given a log sink.
 
 The method is registered with raw-bytes (de)serializers instead of the generated servicer, so that a
 body that is not protobuf gets INVALID_ARGUMENT with a reason (the generated path would answer
@@ -9,7 +10,8 @@ Backpressure: when the sink refuses, the answer is UNAVAILABLE carrying the retr
 `google.rpc.Status` with `RetryInfo` in `grpc-status-details-bin` (what the Collector's exporters read)
 and as a bare `RetryInfo` in `google.rpc.retryinfo-bin` (what the OTel Python exporter reads).
 
-Adding logs later is one more entry in `_service_handlers` (`LogsService/Export`).
+Logs follow the same rules (auth, size limit, partial success for invalid records, UNAVAILABLE with a retry
+delay when the sink refuses); records that are not GenAI events are accepted and ignored (`otlp_logs`).
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ import logging
 import math
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import NoReturn
 
 import grpc
 from google.protobuf.any_pb2 import Any as AnyProto
 from google.protobuf.duration_pb2 import Duration
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from maxim_otel_bridge.config import Secret
@@ -30,21 +34,25 @@ from maxim_otel_bridge.sidecar.ingest import (
     DEFAULT_GRPC_ENDPOINT,
     BearerAuth,
     Delivery,
+    LogSink,
     LogThrottle,
     ReceiverLimits,
     ReceiverStartError,
     SpanSink,
     TlsFiles,
     deliver,
+    deliver_logs,
 )
 from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
-from maxim_otel_bridge.sidecar.otlp_decode import MalformedRequest, decode_trace_request_protobuf
+from maxim_otel_bridge.sidecar.otlp_decode import MalformedRequest, split_trace_request_protobuf
+from maxim_otel_bridge.sidecar.otlp_logs import decode_logs_request_protobuf
 
-__all__ = ["TRACE_SERVICE", "GrpcReceiver", "retry_trailers"]
+__all__ = ["LOGS_SERVICE", "TRACE_SERVICE", "GrpcReceiver", "retry_trailers"]
 
 logger = logging.getLogger(__name__)
 
 TRACE_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 _RECEIVER = "grpc"
 
 # Long-lived HTTP/2 connections balance badly behind L4 load balancers: make clients reconnect now and
@@ -82,11 +90,14 @@ class GrpcReceiver:
         auth_token: Secret | None = None,
         tls: TlsFiles | None = None,
         metrics: BridgeMetrics | None = None,
+        *,
+        log_sink: LogSink | None = None,
     ) -> None:
         if sink is None:
             raise ValueError("GrpcReceiver needs a span sink")
         self.endpoint = endpoint
         self._sink = sink
+        self._log_sink = log_sink
         self._limits = limits or ReceiverLimits.grpc_default()
         self._auth = BearerAuth(auth_token)
         self._tls = tls
@@ -173,9 +184,40 @@ class GrpcReceiver:
         traces = grpc.method_handlers_generic_handler(
             TRACE_SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(self._export_traces)}
         )
-        return [traces]
+        if self._log_sink is None:
+            return [traces]
+        logs = grpc.method_handlers_generic_handler(
+            LOGS_SERVICE, {"Export": grpc.unary_unary_rpc_method_handler(self._export_logs)}
+        )
+        return [traces, logs]
 
     def _export_traces(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self._check_call(request, context)
+        try:
+            decoded = split_trace_request_protobuf(request)
+        except MalformedRequest as exc:
+            self._malformed(context, exc)
+        delivery = deliver(decoded, self._sink, self.metrics, _RECEIVER)
+        self._answer_refusal(delivery, context, "spans")
+        return _response(delivery)
+
+    def _export_logs(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        assert self._log_sink is not None  # the service is registered only with a log sink
+        self._check_call(request, context)
+        try:
+            decoded = decode_logs_request_protobuf(request)
+        except MalformedRequest as exc:
+            self._malformed(context, exc)
+        delivery = deliver_logs(decoded, self._log_sink, self.metrics, _RECEIVER)
+        self._answer_refusal(delivery, context, "log records")
+        response = ExportLogsServiceResponse()
+        if delivery.rejected or delivery.error_message:
+            response.partial_success.rejected_log_records = delivery.rejected
+            response.partial_success.error_message = delivery.error_message
+        return response.SerializeToString()
+
+    def _check_call(self, request: bytes, context: grpc.ServicerContext) -> None:
+        """Aborts the call when the token is wrong or the request too large."""
         if not self._auth.allows(_metadata_value(context, "authorization")):
             self.metrics.request_handled(_RECEIVER, "unauthenticated")
             self._throttle.warning(
@@ -185,23 +227,20 @@ class GrpcReceiver:
         if len(request) > self._limits.max_request_bytes:  # gRPC checks this already; cheap to be sure
             self.metrics.request_handled(_RECEIVER, "too_large")
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "request is larger than the receiver's limit")
-        try:
-            decoded = decode_trace_request_protobuf(request)
-        except MalformedRequest as exc:
-            self.metrics.request_handled(_RECEIVER, "malformed")
-            self._throttle.warning(
-                "malformed", "OTLP/gRPC: refused a malformed request from %s: %s", context.peer(), exc
-            )
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        delivery = deliver(decoded, self._sink, self.metrics, _RECEIVER)
+
+    def _malformed(self, context: grpc.ServicerContext, exc: MalformedRequest) -> NoReturn:
+        self.metrics.request_handled(_RECEIVER, "malformed")
+        self._throttle.warning("malformed", "OTLP/gRPC: refused a malformed request from %s: %s", context.peer(), exc)
+        context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        raise AssertionError("context.abort returns only by raising")
+
+    def _answer_refusal(self, delivery: Delivery, context: grpc.ServicerContext, what: str) -> None:
+        """Counts the call; aborts it with UNAVAILABLE and a retry delay when the sink refused."""
         self.metrics.request_handled(_RECEIVER, delivery.outcome)
         if not delivery.acknowledged:
-            message = (
-                f"the bridge cannot take spans now ({delivery.error_message or 'unavailable'}); retry later"
-            )
+            message = f"the bridge cannot take {what} now ({delivery.error_message or 'unavailable'}); retry later"
             context.set_trailing_metadata(retry_trailers(message, delivery.retry_after_s))
             context.abort(grpc.StatusCode.UNAVAILABLE, message)
-        return _response(delivery)
 
 
 def _response(delivery: Delivery) -> bytes:

@@ -1,4 +1,5 @@
-"""OTLP/HTTP receiver: `POST /v1/traces` with protobuf or JSON bodies, optionally gzip/deflate compressed.
+"""OTLP/HTTP receiver: `POST /v1/traces` (and `POST /v1/logs` when given a log sink) with protobuf or JSON
+bodies, optionally gzip/deflate compressed.
 
 Built on the standard library's `ThreadingHTTPServer` (one thread per connection, HTTP/1.1 keep-alive),
 hardened for untrusted clients: a per-read timeout and a whole-body deadline, a cap on connections,
@@ -7,8 +8,7 @@ decompressing (so a gzip bomb stops at the limit; `http_body.py`), and a catch-a
 boundary so no request can take the server down.
 
 Answers follow OTLP/HTTP: the response uses the request's encoding; errors carry a `google.rpc.Status`
-body; backpressure is 503 with `Retry-After`. Routes are a table, so adding `POST /v1/logs` later is one
-more entry.
+body; backpressure is 503 with `Retry-After`. Routes are a table: one entry per signal.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from google.protobuf.any_pb2 import Any as AnyProto
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from maxim_otel_bridge.config import Secret
@@ -47,26 +48,30 @@ from maxim_otel_bridge.sidecar.ingest import (
     DEFAULT_RETRY_AFTER_S,
     BearerAuth,
     Delivery,
+    LogSink,
     LogThrottle,
     ReceiverLimits,
     ReceiverStartError,
     SpanSink,
     TlsFiles,
     deliver,
+    deliver_logs,
 )
 from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
 from maxim_otel_bridge.sidecar.otlp_decode import (
     DecodedSpans,
     MalformedRequest,
     decode_trace_request_json,
-    decode_trace_request_protobuf,
+    split_trace_request_protobuf,
 )
+from maxim_otel_bridge.sidecar.otlp_logs import DecodedLogs, decode_logs_request_json, decode_logs_request_protobuf
 
-__all__ = ["TRACES_PATH", "HttpReceiver", "parse_endpoint"]
+__all__ = ["LOGS_PATH", "TRACES_PATH", "HttpReceiver", "parse_endpoint"]
 
 logger = logging.getLogger(__name__)
 
 TRACES_PATH = "/v1/traces"
+LOGS_PATH = "/v1/logs"
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _RECEIVER = "http"
@@ -110,10 +115,12 @@ class _Refused(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _Route:
-    decode_protobuf: Callable[[bytes], DecodedSpans]
-    decode_json: Callable[[bytes], DecodedSpans]
+    decode_protobuf: Callable[[bytes], DecodedSpans | DecodedLogs]
+    decode_json: Callable[[bytes], DecodedSpans | DecodedLogs]
     response: Callable[[Delivery], Message]
     signal: str = "spans"
+    logs: bool = False
+    """Handed to the log sink (and served only when the receiver has one)."""
 
 
 def _trace_response(delivery: Delivery) -> Message:
@@ -124,8 +131,19 @@ def _trace_response(delivery: Delivery) -> Message:
     return response
 
 
+def _logs_response(delivery: Delivery) -> Message:
+    response = ExportLogsServiceResponse()
+    if delivery.rejected or delivery.error_message:
+        response.partial_success.rejected_log_records = delivery.rejected
+        response.partial_success.error_message = delivery.error_message
+    return response
+
+
 _ROUTES = {
-    TRACES_PATH: _Route(decode_trace_request_protobuf, decode_trace_request_json, _trace_response),
+    TRACES_PATH: _Route(split_trace_request_protobuf, decode_trace_request_json, _trace_response),
+    LOGS_PATH: _Route(
+        decode_logs_request_protobuf, decode_logs_request_json, _logs_response, signal="log records", logs=True
+    ),
 }
 
 
@@ -172,12 +190,15 @@ class HttpReceiver:
         auth_token: Secret | None = None,
         tls: TlsFiles | None = None,
         metrics: BridgeMetrics | None = None,
+        *,
+        log_sink: LogSink | None = None,
     ) -> None:
         if sink is None:
             raise ValueError("HttpReceiver needs a span sink")
         self.endpoint = endpoint
         self._host, self._port = parse_endpoint(endpoint)
         self._sink = sink
+        self._log_sink = log_sink
         self.limits = limits or ReceiverLimits.http_default()
         self._auth = BearerAuth(auth_token)
         self._tls = tls
@@ -289,7 +310,11 @@ class HttpReceiver:
                     exc,
                 )
                 return _status_reply(400, code_pb2.INVALID_ARGUMENT, str(exc), content_type, "malformed")
-            delivery = deliver(decoded, self._sink, self.metrics, _RECEIVER)
+            if route.logs:
+                assert self._log_sink is not None  # `route` refuses log requests without a log sink
+                delivery = deliver_logs(decoded, self._log_sink, self.metrics, _RECEIVER)  # type: ignore[arg-type]
+            else:
+                delivery = deliver(decoded, self._sink, self.metrics, _RECEIVER)  # type: ignore[arg-type]
         finally:
             self._workers.release()
         if not delivery.acknowledged:
@@ -324,13 +349,13 @@ class HttpReceiver:
         headers = handler.headers
         content_type = (headers.get("content-type") or "").split(";", 1)[0].strip().lower()
         reply_type = content_type if content_type in (PROTOBUF, JSON) else JSON
-        route = _ROUTES.get(handler.path.split("?", 1)[0])
+        route = self.route(handler.path)
         if route is None:
             raise _Refused(
                 _status_reply(
                     404,
                     code_pb2.NOT_FOUND,
-                    f"no such path; OTLP traces go to {TRACES_PATH}",
+                    self.no_such_path_message,
                     reply_type,
                     "unsupported",
                     close=True,
@@ -365,6 +390,19 @@ class HttpReceiver:
                 )
             )
         return route, content_type
+
+    def route(self, path: str) -> _Route | None:
+        """The route serving `path` (query ignored), or None."""
+        route = _ROUTES.get(path.split("?", 1)[0])
+        if route is None or (route.logs and self._log_sink is None):
+            return None
+        return route
+
+    @property
+    def no_such_path_message(self) -> str:
+        if self._log_sink is None:
+            return f"no such path; OTLP traces go to {TRACES_PATH}"
+        return f"no such path; OTLP traces go to {TRACES_PATH}, logs to {LOGS_PATH}"
 
     def _read_body(self, handler: _Handler, content_type: str) -> bytes:
         """The request body, decompressed, at most `max_request_bytes`; raises _Refused."""
@@ -557,12 +595,12 @@ class _Handler(BaseHTTPRequestHandler):
             receiver.request_finished()
 
     def _method_not_allowed(self) -> None:
-        path = self.path.split("?", 1)[0]
-        if path not in _ROUTES:
+        receiver = self.server.receiver
+        if receiver.route(self.path) is None:
             reply = _status_reply(
                 404,
                 code_pb2.NOT_FOUND,
-                f"no such path; OTLP traces go to {TRACES_PATH}",
+                receiver.no_such_path_message,
                 JSON,
                 "unsupported",
                 close=True,

@@ -26,8 +26,10 @@ from maxim_otel_bridge.config import Secret
 from maxim_otel_bridge.record import SpanRecord
 
 if TYPE_CHECKING:
+    from maxim_otel_bridge.log_events import LogEvent
     from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
-    from maxim_otel_bridge.sidecar.otlp_decode import DecodedSpans
+    from maxim_otel_bridge.sidecar.otlp_decode import DecodedSpans, EncodedSpan
+    from maxim_otel_bridge.sidecar.otlp_logs import DecodedLogs
 
 __all__ = [
     "ACCEPTED",
@@ -39,6 +41,7 @@ __all__ = [
     "AcceptResult",
     "BearerAuth",
     "Delivery",
+    "LogSink",
     "LogThrottle",
     "ReceiverLimits",
     "ReceiverStartError",
@@ -46,6 +49,7 @@ __all__ = [
     "TlsFiles",
     "Verdict",
     "deliver",
+    "deliver_logs",
 ]
 
 DEFAULT_GRPC_ENDPOINT = "127.0.0.1:4317"
@@ -83,12 +87,18 @@ ACCEPTED = AcceptResult(Verdict.ACCEPTED)
 
 
 class SpanSink(Protocol):
-    def accept_spans(self, records: Sequence[SpanRecord]) -> AcceptResult:
-        """Take decoded spans.
+    def accept_spans(self, records: Sequence[SpanRecord | EncodedSpan]) -> AcceptResult:
+        """Take decoded spans (records, or spans checked and kept as protobuf).
 
         Called from a receiver worker thread (several may call at once); returns ACCEPTED only after
         the spans are durably in the spool. Never called with an empty sequence.
         """
+        ...
+
+
+class LogSink(Protocol):
+    def accept_log_events(self, events: Sequence[LogEvent]) -> AcceptResult:
+        """Take decoded GenAI event records, under the same contract as `SpanSink.accept_spans`."""
         ...
 
 
@@ -193,6 +203,38 @@ def deliver(decoded: DecodedSpans, sink: SpanSink, metrics: BridgeMetrics, recei
         retry_after,
         outcome="unavailable",
     )
+
+
+def deliver_logs(decoded: DecodedLogs, sink: LogSink, metrics: BridgeMetrics, receiver: str) -> Delivery:
+    """`deliver` for log records: GenAI events to the sink, the others counted as ignored; never raises."""
+    metrics.log_records_refused(receiver, "invalid", decoded.rejected)
+    metrics.log_records_ignored(receiver, decoded.ignored)
+    events = decoded.events
+    if not events:
+        outcome = "partial" if decoded.rejected else "ok"
+        return Delivery(True, 0, decoded.rejected, decoded.error_message, outcome=outcome)
+    try:
+        result = sink.accept_log_events(events)
+    except Exception:  # noqa: BLE001  # another component: whatever it raises must not lose records silently
+        _log.exception("%s receiver: the log sink failed; the client is told to retry", receiver)
+        metrics.log_records_refused(receiver, "overloaded", len(events))
+        return Delivery(False, 0, decoded.rejected, "", DEFAULT_RETRY_AFTER_S, outcome="error")
+    if result.verdict is Verdict.ACCEPTED:
+        metrics.log_records_accepted(receiver, len(events))
+        outcome = "partial" if decoded.rejected else "ok"
+        return Delivery(True, len(events), decoded.rejected, decoded.error_message, outcome=outcome)
+    reason = "overloaded" if result.verdict is Verdict.OVERLOADED else "shutting_down"
+    metrics.log_records_refused(receiver, reason, len(events))
+    retry_after = result.retry_after_s if result.retry_after_s > 0 else DEFAULT_RETRY_AFTER_S
+    _throttled.warning(
+        f"{receiver}:logs:{reason}",
+        "%s receiver: refused %d log records (%s); the client is told to retry in %.1fs",
+        receiver,
+        len(events),
+        reason,
+        retry_after,
+    )
+    return Delivery(False, 0, decoded.rejected, reason.replace("_", " "), retry_after, outcome="unavailable")
 
 
 class BearerAuth:

@@ -3,10 +3,13 @@
 Mapping is the most CPU-hungry step of the sidecar (tens of microseconds per span), and Python threads share
 one core for it. `ProcessMapper` runs it in worker processes so receiving, spooling and sending keep the main
 process's core while the mapping uses the others. Work crosses the process boundary as bytes: the spool's
-record blobs go in, one orjson array of entities comes out, so no Python objects are pickled span by span.
+span bodies go in, each entity's JSON comes out, so no Python objects are pickled span by span, and the
+entities are serialized once, where they are made: the client puts those bytes in its requests as they are.
 
 `map_traces` is the one pure function both mappers run; a trace whose mapping raises is reported with its
-error (the caller keeps its raw spans as dead letters) and does not affect the others.
+error (the caller keeps its raw spans as dead letters) and does not affect the others. GenAI log records
+travel with their trace as orjson blobs too: joined to their span's record before mapping, or shipped as
+event entities when the assembler gave up waiting for their span (`mapping.orphans`).
 """
 
 from __future__ import annotations
@@ -20,13 +23,16 @@ import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
 
+from maxim_otel_bridge.log_events import LogEvent, attach_log_events
 from maxim_otel_bridge.mapping import MappingOptions, Placement, map_trace_part
+from maxim_otel_bridge.mapping.orphans import orphan_event_entities
 from maxim_otel_bridge.record import SpanRecord
+from maxim_otel_bridge.sidecar.spool import decode_bodies
 
 __all__ = ["InlineMapper", "Mapper", "ProcessMapper", "TraceInput", "TraceOutput", "map_traces"]
 
@@ -39,24 +45,31 @@ _DEFAULT_OPTIONS = MappingOptions()
 class TraceInput:
     trace_id: str
     blobs: Sequence[bytes]
-    """The spool's rows: one orjson `SpanRecord` each, in arrival order."""
+    """The spool's span bodies (`spool.decode_bodies`), in arrival order."""
     known: Mapping[str, tuple[str, str | None]]
     """Placements of spans shipped earlier, as (entity type, parent) pairs."""
+    events: Sequence[bytes] = ()
+    """GenAI log records (orjson `LogEvent`s): joined to their span among `blobs`, the rest shipped as events."""
+    retain: bool = False
+    """Say which generations to remember for late log records (`TraceOutput.retained`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class TraceOutput:
     trace_id: str
-    entities: list[dict]
-    """Parents first."""
+    entities: list[bytes]
+    """Each entity as one JSON object (orjson), parents first."""
     placements: dict[str, Placement]
     skipped: tuple[str, ...] = ()
     error: str | None = None
     """Set when the mapping raised; then there are no entities."""
+    retained: dict[str, bytes] = field(default_factory=dict)
+    """With `TraceInput.retain`, per generation span id: its record (log records joined) when it shipped without
+    messages or output, for log records that may still bring them; b"" when it shipped whole."""
 
 
 def decode_records(blobs: Sequence[bytes]) -> list[SpanRecord]:
-    return [SpanRecord.from_json_obj(orjson.loads(blob)) for blob in blobs]
+    return decode_bodies(blobs)
 
 
 def map_traces(inputs: Sequence[TraceInput], options: MappingOptions) -> list[TraceOutput]:
@@ -65,26 +78,60 @@ def map_traces(inputs: Sequence[TraceInput], options: MappingOptions) -> list[Tr
     for item in inputs:
         known = {span_id: Placement(kind, parent) for span_id, (kind, parent) in item.known.items()}
         try:
-            part = map_trace_part(decode_records(item.blobs), options, known)
+            outputs.append(_map_one(item, options, known))
         except Exception as exc:  # noqa: BLE001 - one trace's mapping bug must not stop the others (nor the spool)
             outputs.append(TraceOutput(item.trace_id, [], {}, error=repr(exc)))
-            continue
-        outputs.append(TraceOutput(item.trace_id, part.entities, part.placements, tuple(part.skipped)))
     return outputs
 
 
-_Packed = tuple[str, bytes, dict[str, tuple[str, "str | None"]], tuple[str, ...], "str | None"]
+def _map_one(item: TraceInput, options: MappingOptions, known: Mapping[str, Placement]) -> TraceOutput:
+    records = decode_records(item.blobs)
+    if not item.events and not item.retain:
+        part = map_trace_part(records, options, known)
+        return TraceOutput(item.trace_id, _encoded(part.entities), part.placements, tuple(part.skipped))
+    unmatched: list[LogEvent] = []
+    if item.events:
+        events = [LogEvent.from_json_obj(orjson.loads(blob)) for blob in item.events]
+        records, unmatched = attach_log_events(records, events)
+    part = map_trace_part(records, options, known)
+    entities = part.entities
+    if unmatched:
+        entities = [*entities, *orphan_event_entities(unmatched, options, {**known, **part.placements})]
+    retained = _generations_to_remember(records, entities) if item.retain else {}
+    return TraceOutput(item.trace_id, _encoded(entities), part.placements, tuple(part.skipped), retained=retained)
+
+
+def _encoded(entities: Sequence[dict]) -> list[bytes]:
+    return [orjson.dumps(entity) for entity in entities]
+
+
+def _generations_to_remember(records: Sequence[SpanRecord], entities: Sequence[dict]) -> dict[str, bytes]:
+    """Per generation: its record when it lacks messages or output (a late log record may bring them), else b""."""
+    lacking: dict[str, bool] = {
+        entity["id"]: not entity.get("messages") or not (entity.get("result") or {}).get("choices")
+        for entity in entities
+        if entity.get("type") == "generation"
+    }
+    return {
+        r.span_id: orjson.dumps(r.to_json_obj()) if lacking[r.span_id] else b""
+        for r in records
+        if r.span_id in lacking
+    }
+
+
+_Packed = tuple[str, list[bytes], dict[str, tuple[str, "str | None"]], tuple[str, ...], "str | None", dict[str, bytes]]
 
 
 def _map_packed(inputs: Sequence[TraceInput], options: MappingOptions) -> list[_Packed]:
-    """`map_traces` in a worker: the entities cross the process boundary as one JSON document per trace."""
+    """`map_traces` in a worker: placements cross the process boundary as plain tuples, entities as bytes."""
     return [
         (
             out.trace_id,
-            orjson.dumps(out.entities),
+            out.entities,
             {span_id: (p.entity_type, p.parent) for span_id, p in out.placements.items()},
             out.skipped,
             out.error,
+            out.retained,
         )
         for out in map_traces(inputs, options)
     ]
@@ -94,12 +141,13 @@ def _unpack(packed: list[_Packed]) -> list[TraceOutput]:
     return [
         TraceOutput(
             trace_id,
-            orjson.loads(entities_json),
+            entities,
             {span_id: Placement(kind, parent) for span_id, (kind, parent) in placements.items()},
             skipped,
             error,
+            retained,
         )
-        for trace_id, entities_json, placements, skipped, error in packed
+        for trace_id, entities, placements, skipped, error, retained in packed
     ]
 
 

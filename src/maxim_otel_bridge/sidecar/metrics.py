@@ -82,6 +82,29 @@ class BridgeMetrics:
             ["receiver", "outcome"],
             registry=r,
         )
+        self.receiver_accepted_log_records = Counter(
+            "maxim_bridge_receiver_accepted_log_records",
+            "GenAI event log records received over OTLP and accepted into the spool.",
+            ["receiver"],
+            registry=r,
+        )
+        self.receiver_refused_log_records = Counter(
+            "maxim_bridge_receiver_refused_log_records",
+            "GenAI event log records received over OTLP and not accepted, by reason.",
+            ["receiver", "reason"],
+            registry=r,
+        )
+        self.receiver_ignored_log_records = Counter(
+            "maxim_bridge_receiver_ignored_log_records",
+            "Log records received over OTLP and dropped by design: not GenAI events, or without a trace id.",
+            ["receiver"],
+            registry=r,
+        )
+        self.spool_spooled_log_records = Counter(
+            "maxim_bridge_spool_spooled_log_records",
+            "GenAI event log records written durably to the spool.",
+            registry=r,
+        )
         self.spool_spooled_spans = Counter(
             "maxim_bridge_spool_spooled_spans",
             "Spans written durably to the spool.",
@@ -138,6 +161,21 @@ class BridgeMetrics:
                 _checked(receiver, RECEIVERS, "receiver"),
                 _checked(reason, REFUSAL_REASONS, "reason"),
             ).inc(count)
+
+    def log_records_accepted(self, receiver: str, count: int) -> None:
+        if count:
+            self.receiver_accepted_log_records.labels(_checked(receiver, RECEIVERS, "receiver")).inc(count)
+
+    def log_records_refused(self, receiver: str, reason: str, count: int) -> None:
+        if count:
+            self.receiver_refused_log_records.labels(
+                _checked(receiver, RECEIVERS, "receiver"),
+                _checked(reason, REFUSAL_REASONS, "reason"),
+            ).inc(count)
+
+    def log_records_ignored(self, receiver: str, count: int) -> None:
+        if count:
+            self.receiver_ignored_log_records.labels(_checked(receiver, RECEIVERS, "receiver")).inc(count)
 
     # Spool and shipping side.
 

@@ -11,6 +11,12 @@ receiver reports it through OTLP's partial success.
 The protobuf path is the hot one: `FromString` (upb) and direct field access, no json_format round
 trip. The JSON path walks the parsed document by hand, since OTLP/JSON differs from the protobuf JSON
 mapping (hex ids, not base64).
+
+The receivers use `split_trace_request_protobuf` instead of decoding on the protobuf path: it checks every
+span as `decode_trace_request_protobuf` does (ids, links) but keeps each span as protobuf bytes
+(`EncodedSpan`: a request holding that span alone, with its resource and its scope), and reads only what
+the spool needs (ids, parent, kind). The attributes are then decoded once, where the span is mapped
+(`decode_encoded_spans`), instead of being decoded, serialized to JSON and parsed back.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
 from maxim_otel_bridge.record import (
@@ -40,11 +47,14 @@ from maxim_otel_bridge.record import (
 
 __all__ = [
     "DecodedSpans",
+    "EncodedSpan",
     "MalformedRequest",
     "decode_any_value",
     "decode_attributes",
+    "decode_encoded_spans",
     "decode_trace_request_json",
     "decode_trace_request_protobuf",
+    "split_trace_request_protobuf",
 ]
 
 # How many individual span problems are spelled out in the partial-success message; the rest are counted.
@@ -69,8 +79,21 @@ class _InvalidSpan(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedSpan:
+    """One checked span still in OTLP protobuf: what the spool needs to know of it, and its bytes."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    kind: int
+    """As sent (`decode_encoded_spans` normalizes an unknown kind, as decoding does)."""
+    data: bytes
+    """A serialized `ExportTraceServiceRequest` holding the span alone, with its resource and its scope."""
+
+
+@dataclass(frozen=True, slots=True)
 class DecodedSpans:
-    records: tuple[SpanRecord, ...]
+    records: tuple[SpanRecord, ...] | tuple[EncodedSpan, ...]
     rejected: int = 0
     """Spans left out because they were invalid."""
     error_message: str = ""
@@ -103,7 +126,7 @@ class _Problems:
         self.rejected += 1
         self.note(message)
 
-    def result(self, records: list[SpanRecord]) -> DecodedSpans:
+    def result(self, records: list[SpanRecord] | list[EncodedSpan]) -> DecodedSpans:
         if not self._messages:
             return DecodedSpans(tuple(records))
         text = "; ".join(self._messages)
@@ -124,14 +147,100 @@ def decode_trace_request_protobuf(data: bytes) -> DecodedSpans:
         raise MalformedRequest(f"body is not a valid OTLP protobuf trace request: {exc}") from None
     records: list[SpanRecord] = []
     problems = _Problems()
+    previous: tuple[Resource, dict[str, Any]] | None = None
     for resource_spans in request.resource_spans:
-        _decode_resource_spans(resource_spans, records, problems)
+        # Stored spans each carry their resource (`EncodedSpan`): a resource equal to the one before is decoded once.
+        message = resource_spans.resource
+        if previous is None or message != previous[0]:
+            previous = (message, decode_attributes(message.attributes))
+        _decode_resource_spans(resource_spans, previous[1], records, problems)
     return problems.result(records)
 
 
-def _decode_resource_spans(resource_spans: ResourceSpans, out: list[SpanRecord], problems: _Problems) -> None:
-    # Decoded once and shared by the resource's spans: records are immutable by contract.
-    resource = decode_attributes(resource_spans.resource.attributes)
+def split_trace_request_protobuf(data: bytes) -> DecodedSpans:
+    """Check a serialized `ExportTraceServiceRequest` like `decode_trace_request_protobuf`, keeping each valid
+    span as an `EncodedSpan` (its attributes are not decoded here)."""
+    try:
+        request = ExportTraceServiceRequest.FromString(data)
+    except DecodeError as exc:
+        raise MalformedRequest(f"body is not a valid OTLP protobuf trace request: {exc}") from None
+    spans: list[EncodedSpan] = []
+    problems = _Problems()
+    for resource_spans in request.resource_spans:
+        # A field of a message is its tag, its length and its bytes: the resource and each scope are
+        # serialized once, and each span is framed with them without building new messages.
+        head = _field(1, resource_spans.resource.SerializeToString()) if resource_spans.HasField("resource") else b""
+        for scope_spans in resource_spans.scope_spans:
+            scope = _field(1, scope_spans.scope.SerializeToString()) if scope_spans.HasField("scope") else b""
+            for span in scope_spans.spans:
+                try:
+                    spans.append(_split_span(span, head, scope, problems))
+                except _InvalidSpan as exc:
+                    problems.reject(f"span {_label(span.name)}: {exc}")
+    return problems.result(spans)
+
+
+def _split_span(span: Span, head: bytes, scope: bytes, problems: _Problems) -> EncodedSpan:
+    trace_id = _decode_trace_id(span.trace_id)
+    span_id = _decode_span_id(span.span_id, "span_id")
+    parent_span_id = _decode_parent_span_id(span.parent_span_id)
+    if span.links:
+        _drop_invalid_links(span, problems)
+    # { resource_spans: [ResourceSpans { resource, scope_spans: [ScopeSpans { scope, spans: [span] }] }] },
+    # with one copy of the bytes.
+    body = span.SerializeToString()
+    span_length = _varint(len(body))
+    scope_spans_size = len(scope) + 1 + len(span_length) + len(body)
+    scope_spans_length = _varint(scope_spans_size)
+    resource_spans_size = len(head) + 1 + len(scope_spans_length) + scope_spans_size
+    data = b"".join(
+        (b"\x0a", _varint(resource_spans_size), head, b"\x12", scope_spans_length, scope, b"\x12", span_length, body)
+    )
+    return EncodedSpan(trace_id, span_id, parent_span_id, span.kind, data)
+
+
+def _drop_invalid_links(span: Span, problems: _Problems) -> None:
+    # The same links `_decode_links` would drop, removed from the message before it is kept.
+    for index in reversed(range(len(span.links))):
+        link = span.links[index]
+        try:
+            _decode_trace_id(link.trace_id)
+            _decode_span_id(link.span_id, "span_id")
+        except _InvalidSpan as exc:
+            del span.links[index]
+            problems.note(f"span {_label(span.name)}: dropped a link: {exc}")
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (field numbers below 16 fit the one-byte tag)."""
+    return bytes((number << 3 | 2,)) + _varint(len(payload)) + payload
+
+
+def _varint(value: int) -> bytes:
+    if value < 0x4000:  # every span under 16 KiB: one or two bytes without a loop
+        return bytes((value,)) if value < 0x80 else bytes((value & 0x7F | 0x80, value >> 7))
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def decode_encoded_spans(data: bytes) -> list[SpanRecord]:
+    """The records of the concatenated `data` of any number of `EncodedSpan`s, in order: exactly what
+    `decode_trace_request_protobuf` makes of those spans. (Each `data` is a whole request holding one span,
+    and concatenated requests are one request holding them all: one parse for a whole trace.)"""
+    decoded = decode_trace_request_protobuf(data)
+    if decoded.rejected:
+        raise ValueError(f"encoded spans that are not valid: {decoded.error_message}")
+    return list(decoded.records)
+
+
+def _decode_resource_spans(
+    resource_spans: ResourceSpans, resource: Mapping[str, Any], out: list[SpanRecord], problems: _Problems
+) -> None:
+    # `resource` is decoded once and shared by the resource's spans: records are immutable by contract.
     for scope_spans in resource_spans.scope_spans:
         scope = scope_spans.scope
         for span in scope_spans.spans:

@@ -14,17 +14,19 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from maxim_otel_bridge.config import LOCAL_STORE_URL, ConfigError, Secret
+from maxim_otel_bridge.config import LOCAL_STORE_URL, ConfigError, Secret, parse_pattern_list, parse_switch
 from maxim_otel_bridge.mapping.options import (
     DEFAULT_MAX_VALUE_CHARS,
     DEFAULT_UNKNOWN_PROVIDER,
+    compile_patterns,
 )
 from maxim_otel_bridge.schema import PROVIDERS
 from maxim_otel_bridge.sidecar.ingest import (
@@ -169,6 +171,11 @@ def _provider(value: Any) -> str:
     return text
 
 
+def _redact_patterns(value: Any) -> tuple[re.Pattern[str], ...]:
+    """A YAML list, a JSON array of strings, or one pattern per line; compiled here so a bad one stops start-up."""
+    return compile_patterns(parse_pattern_list(value), "redact")
+
+
 @dataclass(frozen=True, slots=True)
 class Setting:
     """One setting: where it can be given, its default, how its value is read, and what it means."""
@@ -202,7 +209,7 @@ SETTINGS: tuple[Setting, ...] = (
         "MAXIM_BRIDGE_HTTP_ENDPOINT",
         DEFAULT_HTTP_ENDPOINT,
         parse_endpoint,
-        "OTLP/HTTP listen address; spans are posted to /v1/traces (protobuf or JSON).",
+        "OTLP/HTTP listen address; spans are posted to /v1/traces, GenAI log records to /v1/logs (protobuf or JSON).",
     ),
     Setting(
         "admin_endpoint",
@@ -395,6 +402,25 @@ SETTINGS: tuple[Setting, ...] = (
         "Longer strings are cut with a visible truncation marker.",
     ),
     Setting(
+        "capture_content",
+        "--capture-content",
+        "MAXIM_BRIDGE_CAPTURE_CONTENT",
+        True,
+        parse_switch,
+        "false: message contents, tool arguments and results, retrieval queries and documents, and trace "
+        "input/output are sent as a placeholder; roles, tool names, finish reasons, usage and times still go.",
+    ),
+    Setting(
+        "redact",
+        "--redact",
+        "MAXIM_BRIDGE_REDACT",
+        (),
+        _redact_patterns,
+        "Regular expressions whose matches become [REDACTED] in every string sent (ids excepted): a JSON array "
+        "of strings or one pattern per line (a YAML list in the file). Never shown: patterns may spell secrets.",
+        secret=True,
+    ),
+    Setting(
         "local_store_endpoint",
         "--local-store-endpoint",
         "MAXIM_BRIDGE_LOCAL_STORE_ENDPOINT",
@@ -436,6 +462,8 @@ class SidecarSettings:
     dead_letter_path: str | None = None
     unknown_provider: str = DEFAULT_UNKNOWN_PROVIDER
     max_value_chars: int = DEFAULT_MAX_VALUE_CHARS
+    capture_content: bool = True
+    redact: tuple[re.Pattern[str], ...] = field(default=(), repr=False)
     local_store_endpoint: str = DEFAULT_LOCAL_STORE_ENDPOINT
     sources: Mapping[str, str] | None = None
     """Where each value came from (`flag`, `env`, `file`, `default`), for the start-up log line."""

@@ -249,16 +249,17 @@ class Shipper:
                 self.assembler.release([trace.trace_id for trace in batch])
 
     def _ship(self, batch: list[AssembledTrace]) -> None:
-        entities = [entity for trace in batch for entity in trace.entities]
+        entities = [entity for trace in batch for entity in trace.encoded]
         deadline = self.client.clock() + self.send_deadline
         if self._flush_deadline is not None:
             deadline = min(deadline, self._flush_deadline)
-        result = self.client.send(entities, deadline=deadline) if entities else SendResult()
+        result = self.client.send_encoded(entities, deadline=deadline) if entities else SendResult()
+        # `failed` holds the very bytes objects sent: identity says which trace each belongs to.
         failed = {id(entity) for entity in result.failed}
         done: dict[str, tuple[tuple[int, ...], dict[str, Placement]]] = {}
         sent = undelivered = 0
         for trace in batch:
-            if any(id(entity) in failed for entity in trace.entities):
+            if any(id(entity) in failed for entity in trace.encoded):
                 undelivered += trace.span_count
             else:
                 done[trace.trace_id] = (trace.seqs, trace.placements)
@@ -266,8 +267,13 @@ class Shipper:
                     sent += trace.span_count
         # Counted before the rows go, so whoever sees the spool empty also sees the counts.
         self._count(batch, sent, undelivered, result)
+        delivered = [trace for trace in batch if trace.trace_id in done]
         try:
-            self.spool.complete(done)
+            self.spool.complete(
+                done,
+                log_event_seqs=[seq for trace in delivered for seq in trace.log_event_seqs],
+                retained=[(trace.trace_id, span_id, blob) for trace in delivered for span_id, blob in trace.retained],
+            )
         except sqlite3.Error as exc:
             # Delivered but still spooled: they will be sent again (Maxim merges by id), never lost.
             logger.error("could not remove %d delivered traces from the spool: %s", len(done), exc)
@@ -307,4 +313,6 @@ class Shipper:
             logger.warning("could not purge old placements: %s", exc)
             return
         if forgotten:
-            logger.debug("forgot %d placements older than %.0fs", forgotten, self.placement_retention)
+            logger.debug(
+                "forgot the placements of %d traces shipped over %.0fs ago", forgotten, self.placement_retention
+            )

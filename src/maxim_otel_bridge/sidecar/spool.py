@@ -2,13 +2,23 @@
 
 One SQLite file (`spool.sqlite3`) in WAL mode inside a 0700 directory. Tables:
 
-- `spans`: one row per span, the record as one orjson blob, unique by (trace_id, span_id) (a span sent twice
-  is stored once), rowid = arrival order.
+- `spans`: one row per span, unique by (trace_id, span_id) (a span sent twice is stored once), rowid =
+  arrival order. The body is the span as it came: OTLP protobuf (`otlp_decode.EncodedSpan`, from the
+  protobuf receivers) or the record as one orjson object (from OTLP/JSON); `decode_bodies` reads both.
 - `traces`: per waiting trace, when its first span arrived and whether it is ready (its local root has
   arrived, or it shipped a part before): the assembler asks "which traces are ready" with one indexed
   query, so RAM holds no per-trace state.
-- `placements`: where each shipped span went (entity type and parent), kept `placement_retention` seconds so
-  a late span of a trace hangs under the right parent even after a restart.
+- `trace_placements`: per shipped trace, where each of its shipped spans went (entity type and parent), as one
+  JSON object, kept `placement_retention` seconds after the trace last shipped so a late span hangs under the
+  right parent even after a restart. One row per trace, merged in SQL (`json_patch`) when a later part ships:
+  remembering a part costs one write, not one per span. (A spool written by an earlier version, with one
+  `placements` row per span, is converted when opened.)
+- `log_events`: GenAI event log records (`log_events.LogEvent`) waiting to be joined to their span, unique by
+  (trace_id, record key) so a record sent twice is stored once. They go through the same group commit, byte
+  cap and `traces` bookkeeping as spans, and are deleted in the transaction that deletes the spans they joined.
+- `shipped_spans`: the records of shipped generation spans that still lacked messages or output (the mapping
+  says which), with the events already joined to them, kept as long as placements: a record arriving after
+  its span shipped re-maps that span, and Maxim merges the re-sent entity by id.
 
 Writes use group commit: receiver threads hand their records to one writer thread, which writes every
 request waiting at that moment in ONE transaction and commits once, then answers them all. A request is
@@ -31,12 +41,23 @@ from pathlib import Path
 
 import orjson
 
+from maxim_otel_bridge.log_events import LogEvent
 from maxim_otel_bridge.mapping import Placement
 from maxim_otel_bridge.record import SpanKind, SpanRecord
 from maxim_otel_bridge.sidecar.ingest import ACCEPTED, AcceptResult, Verdict
 from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
+from maxim_otel_bridge.sidecar.otlp_decode import EncodedSpan, decode_encoded_spans
 
-__all__ = ["SPOOL_FILE", "Spool", "SpoolStats", "StoredSpan", "is_local_root"]
+__all__ = [
+    "SPOOL_FILE",
+    "Spool",
+    "SpoolStats",
+    "StoredLogEvent",
+    "StoredSpan",
+    "WaitingTrace",
+    "decode_bodies",
+    "is_local_root",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -65,16 +86,44 @@ CREATE TABLE IF NOT EXISTS traces (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS traces_by_age ON traces (first_ns);
 CREATE INDEX IF NOT EXISTS traces_rooted_by_age ON traces (first_ns) WHERE root_seen = 1;
-CREATE TABLE IF NOT EXISTS placements (
+CREATE TABLE IF NOT EXISTS trace_placements (
+    trace_id TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    shipped_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS trace_placements_by_age ON trace_placements (shipped_ns);
+CREATE TABLE IF NOT EXISTS log_events (
+    seq INTEGER PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    span_id TEXT,
+    event_key TEXT NOT NULL,
+    received_ns INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    UNIQUE (trace_id, event_key)
+);
+CREATE TABLE IF NOT EXISTS shipped_spans (
     trace_id TEXT NOT NULL,
     span_id TEXT NOT NULL,
-    entity_type TEXT NOT NULL,
-    parent TEXT,
+    body BLOB NOT NULL,
     shipped_ns INTEGER NOT NULL,
     PRIMARY KEY (trace_id, span_id)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS placements_by_age ON placements (shipped_ns);
+CREATE INDEX IF NOT EXISTS shipped_spans_by_age ON shipped_spans (shipped_ns);
 """
+
+# The per-span placements table of earlier versions, folded into one row per trace.
+_MIGRATE_PLACEMENTS = """
+INSERT OR REPLACE INTO trace_placements (trace_id, body, shipped_ns)
+    SELECT trace_id, json_group_object(span_id, json_array(entity_type, parent)), max(shipped_ns)
+    FROM placements GROUP BY trace_id;
+DROP TABLE placements;
+"""
+
+# body: {span id: [entity type, parent or null]}. json_patch adds a later part's spans to those kept.
+_MERGE_PLACEMENTS = (
+    "INSERT INTO trace_placements (trace_id, body, shipped_ns) VALUES (?, ?, ?) "
+    "ON CONFLICT (trace_id) DO UPDATE SET body = json_patch(body, excluded.body), shipped_ns = excluded.shipped_ns"
+)
 
 _INSERT_SPAN = (
     "INSERT INTO spans (trace_id, span_id, received_ns, local_root, body) VALUES (?, ?, ?, ?, ?) "
@@ -84,7 +133,19 @@ _INSERT_SPAN = (
 # either shipped (the mapping links to them through the stored placements) or come with them.
 _UPSERT_TRACE = (
     "INSERT INTO traces (trace_id, first_ns, root_seen) "
-    "VALUES (?1, ?2, ?3 OR EXISTS (SELECT 1 FROM placements WHERE trace_id = ?1)) "
+    "VALUES (?1, ?2, ?3 OR EXISTS (SELECT 1 FROM trace_placements WHERE trace_id = ?1)) "
+    "ON CONFLICT (trace_id) DO UPDATE SET root_seen = max(root_seen, excluded.root_seen)"
+)
+_INSERT_LOG_EVENT = (
+    "INSERT INTO log_events (trace_id, span_id, event_key, received_ns, body) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (trace_id, event_key) DO NOTHING"
+)
+# A record joins its span when both are here. Its trace is ready at once only when the record belongs to a
+# span that shipped without content (it re-maps that span); otherwise it waits like a span without its root:
+# for the root, or for `assembly_wait`, so that a record arriving just before its span still meets it.
+_UPSERT_TRACE_FOR_EVENT = (
+    "INSERT INTO traces (trace_id, first_ns, root_seen) "
+    "VALUES (?1, ?2, EXISTS (SELECT 1 FROM shipped_spans WHERE trace_id = ?1 AND span_id = ?3)) "
     "ON CONFLICT (trace_id) DO UPDATE SET root_seen = max(root_seen, excluded.root_seen)"
 )
 
@@ -93,10 +154,41 @@ _UPSERT_TRACE = (
 _ENTRY_KINDS = frozenset({SpanKind.SERVER, SpanKind.CONSUMER})
 
 
-def is_local_root(record: SpanRecord) -> bool:
+def is_local_root(record: SpanRecord | EncodedSpan) -> bool:
     """No parent, or an entry span (server/consumer) whose parent ran in another service."""
     parent = record.parent_span_id
     return parent is None or not parent.strip("0") or record.kind in _ENTRY_KINDS
+
+
+def _body(record: SpanRecord | EncodedSpan) -> bytes:
+    return record.data if isinstance(record, EncodedSpan) else orjson.dumps(record.to_json_obj())
+
+
+def _placements(body: str | None) -> dict[str, Placement]:
+    if body is None:
+        return {}
+    return {span_id: Placement(entity_type, parent) for span_id, (entity_type, parent) in orjson.loads(body).items()}
+
+
+def decode_bodies(bodies: Sequence[bytes]) -> list[SpanRecord]:
+    """The records of stored span bodies, in order.
+
+    An orjson record starts with `{`; anything else is an `EncodedSpan` (a protobuf request, whose first byte is
+    the tag of its field 1). Consecutive protobuf bodies are decoded together: concatenated, they are one request.
+    """
+    records: list[SpanRecord] = []
+    run: list[bytes] = []
+    for body in bodies:
+        if body[:1] == b"{":
+            if run:
+                records.extend(decode_encoded_spans(b"".join(run)))
+                run = []
+            records.append(SpanRecord.from_json_obj(orjson.loads(body)))
+        else:
+            run.append(body)
+    if run:
+        records.extend(decode_encoded_spans(b"".join(run)))
+    return records
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,23 +199,53 @@ class StoredSpan:
 
 
 @dataclass(frozen=True, slots=True)
+class WaitingTrace:
+    """The first spans of a waiting trace, as stored, with the placements of its spans shipped before."""
+
+    trace_id: str
+    rows: list[tuple[int, bytes]]
+    """(seq, body) in arrival order (`decode_bodies` reads the bodies)."""
+    known: dict[str, Placement]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLogEvent:
+    seq: int
+    span_id: str | None
+    received_ns: int
+    body: bytes
+    """The `LogEvent` as one orjson object (`LogEvent.to_json_obj`)."""
+
+
+@dataclass(frozen=True, slots=True)
 class SpoolStats:
     spans: int
     traces: int
     bytes: int
     oldest_age_s: float
     """Age of the oldest waiting span (0 when empty)."""
+    log_events: int = 0
+    """GenAI event log records waiting (for their span, or to be shipped)."""
 
 
 class _Pending:
     """One `accept_spans` call waiting for the writer's commit."""
 
-    __slots__ = ("done", "ok", "rows", "size", "traces")
+    __slots__ = ("done", "event_rows", "event_traces", "ok", "rows", "size", "traces")
 
-    def __init__(self, rows: list[tuple], traces: list[tuple], size: int) -> None:
+    def __init__(
+        self,
+        rows: list[tuple],
+        traces: list[tuple],
+        size: int,
+        event_rows: list[tuple] | None = None,
+        event_traces: list[tuple] | None = None,
+    ) -> None:
         self.rows = rows
         self.traces = traces
         self.size = size
+        self.event_rows = event_rows
+        self.event_traces = event_traces
         self.done = threading.Event()
         self.ok = False
 
@@ -161,12 +283,18 @@ class Spool:
         self.path = self.directory / SPOOL_FILE
         self._writer = _connect(self.path, synchronous)
         self._writer.executescript(_SCHEMA)
+        self._migrate(self._writer)
         self._page_size = self._writer.execute("PRAGMA page_size").fetchone()[0]
         # Deletes and placements need no fsync of their own: losing the last of them to a power cut only
         # means spans are sent again (Maxim merges by id). The next intake commit (FULL) syncs them anyway.
         self._reader = _connect(self.path, "normal")
         self._reader_lock = threading.Lock()
         self._used_bytes = self._measure_bytes(self._writer)
+        # When GenAI log records last came in. Across a restart: now if some still wait, else when the last
+        # generation was remembered for them (only done while records come in).
+        waiting = self._writer.execute("SELECT 1 FROM log_events LIMIT 1").fetchone()
+        remembered = self._writer.execute("SELECT max(shipped_ns) FROM shipped_spans").fetchone()[0]
+        self._last_log_event_ns = self._now_ns() if waiting else remembered or 0
         self._pending_bytes = 0
         self._queue: list[_Pending] = []
         self._cond = threading.Condition()
@@ -182,9 +310,15 @@ class Spool:
     def __repr__(self) -> str:
         return f"Spool({str(self.directory)!r}, max_bytes={self.max_bytes})"
 
+    @staticmethod
+    def _migrate(connection: sqlite3.Connection) -> None:
+        old = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'placements'").fetchone()
+        if old is not None:
+            connection.executescript(f"BEGIN IMMEDIATE; {_MIGRATE_PLACEMENTS} COMMIT;")
+
     # -- intake (SpanSink) ---------------------------------------------------------------------------
 
-    def accept_spans(self, records: Sequence[SpanRecord]) -> AcceptResult:
+    def accept_spans(self, records: Sequence[SpanRecord | EncodedSpan]) -> AcceptResult:
         """Store `records` durably in one transaction (shared with concurrent callers); ACCEPTED after commit."""
         if not self._intake_open:
             return AcceptResult(Verdict.SHUTTING_DOWN, 1.0)
@@ -193,12 +327,43 @@ class Spool:
         traces: dict[str, bool] = {}
         size = 0
         for record in records:
-            body = orjson.dumps(record.to_json_obj())
+            body = _body(record)
             size += len(body)
             root = is_local_root(record)
             rows.append((record.trace_id, record.span_id, now, int(root), body))
             traces[record.trace_id] = traces.get(record.trace_id, False) or root
         pending = _Pending(rows, [(t, now, int(root)) for t, root in traces.items()], size)
+        result = self._submit(pending, len(rows))
+        if result.accepted and self.metrics is not None:
+            self.metrics.spool_spooled_spans.inc(len(rows))
+        return result
+
+    def accept_log_events(self, events: Sequence[LogEvent]) -> AcceptResult:
+        """Store GenAI event records (with a trace id) durably, in the same group commit as spans."""
+        if not self._intake_open:
+            return AcceptResult(Verdict.SHUTTING_DOWN, 1.0)
+        now = self._now_ns()
+        rows: list[tuple] = []
+        traces: list[tuple] = []
+        size = 0
+        for event in events:
+            if event.trace_id is None:
+                continue  # nothing to hang it on; the receivers count these as ignored before they get here
+            body = orjson.dumps(event.to_json_obj())
+            size += len(body)
+            rows.append((event.trace_id, event.span_id, event.key, now, body))
+            traces.append((event.trace_id, now, event.span_id))
+        if not rows:
+            return ACCEPTED
+        result = self._submit(_Pending([], [], size, rows, traces), len(rows))
+        if result.accepted:
+            self._last_log_event_ns = now
+            if self.metrics is not None:
+                self.metrics.spool_spooled_log_records.inc(len(rows))
+        return result
+
+    def _submit(self, pending: _Pending, count: int) -> AcceptResult:
+        """Queue `pending` for the writer and wait for its commit; refuse when full or shutting down."""
         with self._cond:
             if not self._intake_open:
                 return AcceptResult(Verdict.SHUTTING_DOWN, 1.0)
@@ -207,7 +372,7 @@ class Spool:
             # Refuse once the cap is reached, not when this request would cross it: a request larger than the
             # room left (or than the whole cap) is still taken while there is room, never refused forever.
             if self._used_bytes + self._pending_bytes >= self.max_bytes:
-                self._refused_while_full += len(rows)
+                self._refused_while_full += count
                 if not self._full:
                     # One line when the spool fills and one when it takes spans again, not one per request.
                     self._full = True
@@ -222,14 +387,12 @@ class Spool:
                 self._full = False
                 logger.info("spool has room again: taking spans (%d refused while full)", self._refused_while_full)
                 self._refused_while_full = 0
-            self._pending_bytes += size
+            self._pending_bytes += pending.size
             self._queue.append(pending)
             self._cond.notify()
         pending.done.wait()
         if not pending.ok:
             return AcceptResult(Verdict.OVERLOADED, OVERLOADED_RETRY_AFTER_S)
-        if self.metrics is not None:
-            self.metrics.spool_spooled_spans.inc(len(rows))
         return ACCEPTED
 
     def close_intake(self) -> None:
@@ -270,6 +433,9 @@ class Spool:
                 for pending in group:
                     connection.executemany(_INSERT_SPAN, pending.rows)
                     connection.executemany(_UPSERT_TRACE, pending.traces)
+                    if pending.event_rows:
+                        connection.executemany(_INSERT_LOG_EVENT, pending.event_rows)
+                        connection.executemany(_UPSERT_TRACE_FOR_EVENT, pending.event_traces)
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
@@ -315,40 +481,93 @@ class Spool:
 
     def read_trace(self, trace_id: str, limit: int) -> list[StoredSpan]:
         """Up to `limit` waiting spans of a trace, in arrival order."""
-        return [
-            StoredSpan(seq, SpanRecord.from_json_obj(orjson.loads(body)))
-            for seq, body in self.read_trace_rows(trace_id, limit)
-        ]
+        rows = self.read_trace_rows(trace_id, limit)
+        return [StoredSpan(seq, record) for (seq, _), record in zip(rows, decode_bodies([body for _, body in rows]))]
 
     def read_trace_rows(self, trace_id: str, limit: int) -> list[tuple[int, bytes]]:
-        """Like `read_trace`, as (seq, orjson record blob) rows: for mapping in another process."""
+        """Like `read_trace`, as (seq, stored body) rows (`decode_bodies` reads them)."""
         with self._reader_lock:
             return self._reader.execute(
                 "SELECT seq, body FROM spans WHERE trace_id = ? ORDER BY seq LIMIT ?", (trace_id, limit)
             ).fetchall()
 
+    def read_waiting(self, trace_ids: Sequence[str], max_spans: int) -> list[WaitingTrace]:
+        """The waiting spans of `trace_ids`, in that order, up to `max_spans` spans in all: the last trace taken
+        may be cut (its first spans in arrival order), the ones after it are left out. A few queries for the
+        whole batch instead of two per trace."""
+        with self._reader_lock:
+            counts = dict(
+                self._in_chunks(
+                    "SELECT trace_id, count(*) FROM spans WHERE trace_id IN ({}) GROUP BY trace_id", trace_ids
+                )
+            )
+            taken: dict[str, int] = {}
+            budget = max_spans
+            for trace_id in trace_ids:
+                if budget <= 0:
+                    break
+                if counts.get(trace_id):
+                    taken[trace_id] = min(counts[trace_id], budget)
+                    budget -= taken[trace_id]
+            rows: dict[str, list[tuple[int, bytes]]] = {trace_id: [] for trace_id in taken}
+            whole = [trace_id for trace_id, count in taken.items() if count == counts[trace_id]]
+            # Sorted here, not by SQLite: its sorter would copy every body once more.
+            query = "SELECT trace_id, seq, body FROM spans WHERE trace_id IN ({})"
+            for trace_id, seq, body in self._in_chunks(query, whole):
+                rows[trace_id].append((seq, body))
+            for trace_id in whole:
+                rows[trace_id].sort()
+            for trace_id in taken.keys() - set(whole):
+                rows[trace_id] = self._reader.execute(
+                    "SELECT seq, body FROM spans WHERE trace_id = ? ORDER BY seq LIMIT ?", (trace_id, taken[trace_id])
+                ).fetchall()
+            known = dict(
+                self._in_chunks("SELECT trace_id, body FROM trace_placements WHERE trace_id IN ({})", list(taken))
+            )
+        # Spans that arrived between the queries wait for the next claim: each trace keeps its share of the budget.
+        return [
+            WaitingTrace(trace_id, rows[trace_id][:count], _placements(known.get(trace_id)))
+            for trace_id, count in taken.items()
+        ]
+
+    def _in_chunks(self, query: str, values: Sequence[str]) -> list[tuple]:
+        """`query` (one `IN ({})`) run over `values` in chunks; the reader lock must be held."""
+        out: list[tuple] = []
+        for start in range(0, len(values), _IN_CHUNK):
+            chunk = values[start : start + _IN_CHUNK]
+            # Only "?" marks are formatted in: the values are bound parameters.
+            out.extend(self._reader.execute(query.format(",".join("?" * len(chunk))), chunk).fetchall())
+        return out
+
     def known(self, trace_id: str) -> dict[str, Placement]:
         """Placements of spans of `trace_id` shipped before (within the retention period)."""
         with self._reader_lock:
-            rows = self._reader.execute(
-                "SELECT span_id, entity_type, parent FROM placements WHERE trace_id = ?", (trace_id,)
-            ).fetchall()
-        return {span_id: Placement(entity_type, parent) for span_id, entity_type, parent in rows}
+            row = self._reader.execute("SELECT body FROM trace_placements WHERE trace_id = ?", (trace_id,)).fetchone()
+        return _placements(row[0] if row else None)
 
-    def complete(self, done: Mapping[str, tuple[Sequence[int], Mapping[str, Placement]]]) -> None:
+    def complete(
+        self,
+        done: Mapping[str, tuple[Sequence[int], Mapping[str, Placement]]],
+        *,
+        log_event_seqs: Sequence[int] = (),
+        retained: Sequence[tuple[str, str, bytes]] = (),
+    ) -> None:
         """Delivered: per trace id, the spans' seqs to delete and the placements to remember, in one transaction.
 
+        With them go the log records shipped (joined to a span or as events: `log_event_seqs`) and the span
+        records to keep for records that may still arrive (`retained`: trace id, span id, joined record blob).
         A trace that still has spans (they arrived while it was being shipped) stays, its age reset to its
-        oldest remaining span and its root flag to whether a local root is among them.
+        oldest remaining span and its root flag to whether a local root is among them. A trace left with only
+        log records waiting for their span stays too, due when the oldest of them has waited the window.
         """
         if not done:
             return
         now = self._now_ns()
         trace_ids = list(done)
         placement_rows = [
-            (trace_id, span_id, p.entity_type, p.parent, now)
+            (trace_id, orjson.dumps({span_id: (p.entity_type, p.parent) for span_id, p in placements.items()}), now)
             for trace_id, (_, placements) in done.items()
-            for span_id, p in placements.items()
+            if placements
         ]
         with self._reader_lock:
             connection = self._reader
@@ -357,11 +576,16 @@ class Spool:
                 connection.executemany(
                     "DELETE FROM spans WHERE seq = ?", [(seq,) for seqs, _ in done.values() for seq in seqs]
                 )
-                connection.executemany(
-                    "INSERT OR REPLACE INTO placements (trace_id, span_id, entity_type, parent, shipped_ns) "
-                    "VALUES (?, ?, ?, ?, ?)",
-                    placement_rows,
-                )
+                connection.executemany(_MERGE_PLACEMENTS, placement_rows)
+                if log_event_seqs:
+                    connection.executemany("DELETE FROM log_events WHERE seq = ?", [(seq,) for seq in log_event_seqs])
+                if retained:
+                    connection.executemany(
+                        "INSERT OR REPLACE INTO shipped_spans (trace_id, span_id, body, shipped_ns) "
+                        "VALUES (?, ?, ?, ?)",
+                        [(trace_id, span_id, body, now) for trace_id, span_id, body in retained],
+                    )
+                waiting_events = self._waiting_event_traces(connection, trace_ids)
                 remaining: dict[str, tuple[int, int]] = {}
                 for start in range(0, len(trace_ids), _IN_CHUNK):
                     chunk = trace_ids[start : start + _IN_CHUNK]
@@ -373,7 +597,13 @@ class Spool:
                     ):
                         remaining[trace_id] = (first_ns, local_root)
                 connection.executemany(
-                    "DELETE FROM traces WHERE trace_id = ?", [(t,) for t in trace_ids if t not in remaining]
+                    "DELETE FROM traces WHERE trace_id = ?",
+                    [(t,) for t in trace_ids if t not in remaining and t not in waiting_events],
+                )
+                # Only records waiting for a span that has not come: due when the oldest has waited the window.
+                connection.executemany(
+                    "UPDATE traces SET first_ns = ?, root_seen = 0 WHERE trace_id = ?",
+                    [(first_ns, t) for t, first_ns in waiting_events.items() if t not in remaining],
                 )
                 # Spans that arrived while a part was being shipped: ready now if the part placed anything
                 # (their parents are known), else ready as their own root flags say.
@@ -391,11 +621,70 @@ class Spool:
         self._refresh_gauges()
 
     def purge_placements(self, retention_s: float) -> int:
-        """Forget placements older than `retention_s`; returns how many."""
+        """Forget the placements of traces that last shipped more than `retention_s` ago; returns how many traces."""
         cutoff = self._now_ns() - int(retention_s * 1e9)
         with self._reader_lock:
-            cursor = self._reader.execute("DELETE FROM placements WHERE shipped_ns < ?", (cutoff,))
+            cursor = self._reader.execute("DELETE FROM trace_placements WHERE shipped_ns < ?", (cutoff,))
+            self._reader.execute("DELETE FROM shipped_spans WHERE shipped_ns < ?", (cutoff,))
             return cursor.rowcount
+
+    # -- log records (assembler) ------------------------------------------------------------------------
+
+    def read_log_events(self, trace_id: str) -> list[StoredLogEvent]:
+        """The waiting log records of a trace, in arrival order."""
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT seq, span_id, received_ns, body FROM log_events WHERE trace_id = ? ORDER BY seq", (trace_id,)
+            ).fetchall()
+        return [StoredLogEvent(seq, span_id, received_ns, body) for seq, span_id, received_ns, body in rows]
+
+    def spooled_span_ids(self, trace_id: str) -> dict[str, int]:
+        """The spans of a trace waiting in the spool: span id -> seq."""
+        with self._reader_lock:
+            rows = self._reader.execute("SELECT span_id, seq FROM spans WHERE trace_id = ?", (trace_id,)).fetchall()
+        return dict(rows)
+
+    def clock_ns(self) -> int:
+        """The spool's wall clock (the one arrival times are stamped with)."""
+        return self._now_ns()
+
+    def takes_log_events(self, within_s: float) -> bool:
+        """Whether GenAI log records were accepted within the last `within_s` seconds (or wait in the spool)."""
+        return self._last_log_event_ns > 0 and self._now_ns() - self._last_log_event_ns <= within_s * 1e9
+
+    def retained_spans(self, trace_id: str) -> dict[str, bytes]:
+        """Shipped generation spans of a trace remembered for late log records: span id -> record blob, or b""
+        for a generation that shipped with its messages and output (a late record adds nothing to it)."""
+        with self._reader_lock:
+            rows = self._reader.execute(
+                "SELECT span_id, body FROM shipped_spans WHERE trace_id = ?", (trace_id,)
+            ).fetchall()
+        return dict(rows)
+
+    def defer_trace(self, trace_id: str) -> None:
+        """Nothing of this trace can ship yet (its records wait for their span): due again after the window."""
+        with self._reader_lock:
+            self._reader.execute(
+                "UPDATE traces SET root_seen = 0, first_ns = coalesce("
+                "(SELECT min(received_ns) FROM log_events WHERE trace_id = ?1), first_ns) WHERE trace_id = ?1",
+                (trace_id,),
+            )
+
+    @staticmethod
+    def _waiting_event_traces(connection: sqlite3.Connection, trace_ids: Sequence[str]) -> dict[str, int]:
+        """Of `trace_ids`, those with log records still waiting: trace id -> when the oldest arrived."""
+        waiting: dict[str, int] = {}
+        for start in range(0, len(trace_ids), _IN_CHUNK):
+            chunk = trace_ids[start : start + _IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            waiting.update(
+                connection.execute(
+                    f"SELECT trace_id, min(received_ns) FROM log_events "  # only "?" marks are formatted in
+                    f"WHERE trace_id IN ({marks}) GROUP BY trace_id",
+                    chunk,
+                ).fetchall()
+            )
+        return waiting
 
     # -- state ---------------------------------------------------------------------------------------------
 
@@ -403,7 +692,10 @@ class Spool:
         with self._reader_lock:
             spans = self._reader.execute("SELECT count(*) FROM spans").fetchone()[0]
             traces = self._reader.execute("SELECT count(*) FROM traces").fetchone()[0]
-        return SpoolStats(spans=spans, traces=traces, bytes=self.used_bytes, oldest_age_s=self.oldest_age_s())
+            log_events = self._reader.execute("SELECT count(*) FROM log_events").fetchone()[0]
+        return SpoolStats(
+            spans=spans, traces=traces, bytes=self.used_bytes, oldest_age_s=self.oldest_age_s(), log_events=log_events
+        )
 
     @property
     def used_bytes(self) -> int:

@@ -73,7 +73,27 @@ def _message_events_input(record: SpanRecord) -> list[dict] | None:
         for index, event in enumerate(record.events)
         if event.name in MESSAGE_ROLES
     ]
-    return messages or None
+    return _answer_tool_calls(messages) or None
+
+
+def _answer_tool_calls(messages: list[dict]) -> list[dict]:
+    """Give tool messages without an id the id of the call they answer.
+
+    OpenLLMetry's `gen_ai.tool.message` bodies carry only the content. The tool messages after an assistant
+    message answer its tool calls, one each, in the order the calls were made (the order every agent loop
+    appends them in); a message that names its call keeps it.
+    """
+    unanswered: list[str] = []
+    for message in messages:
+        if message["role"] == "assistant":
+            unanswered = [call["id"] for call in message.get("tool_calls", ()) if call.get("id")]
+        elif message["role"] == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id is None and unanswered:
+                message["tool_call_id"] = unanswered.pop(0)
+            elif call_id in unanswered:
+                unanswered.remove(call_id)
+    return messages
 
 
 def _choice_events_output(record: SpanRecord) -> list[Choice] | None:

@@ -1,0 +1,136 @@
+"""`MaximLogExporter`: the span exporter's companion for GenAI content that arrives as OpenTelemetry log events.
+
+Instrumentations in their event modes (openai-v2 with `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=
+EVENT_ONLY` or `SPAN_AND_EVENT`, Traceloop's OpenLLMetry with `use_attributes=False`) put prompts and
+completions on log records tied to the call's span, not on the span:
+
+    logger_provider.add_log_record_processor(BatchLogRecordProcessor(MaximLogExporter()))
+
+or, with zero code, `OTEL_TRACES_EXPORTER=maxim OTEL_LOGS_EXPORTER=maxim opentelemetry-instrument python app.py`.
+
+The exporter feeds the same pipeline as the `MaximSpanExporter` of the same destination, where each GenAI
+event waits for its span and is joined to it before the span is mapped (`trace_buffer`). Records that are
+not GenAI events (application logs) are not sent anywhere: they are only counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+
+import httpx
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+
+from .config import Destination
+from .exporter import resolve_settings
+from .log_events import LogEvent, from_readable_log_record
+from .mapping import MappingOptions
+from .pipeline import ExporterStats, Pipeline, acquire_pipeline
+from .retry import BackoffPolicy
+
+__all__ = ["MaximLogExporter"]
+
+logger = logging.getLogger(__name__)
+
+
+class MaximLogExporter(LogRecordExporter):
+    """Sends GenAI event log records to Maxim, joined to the entities of their spans."""
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        repo_id: str | None = None,
+        base_url: str | None = None,
+        *,
+        trace_wait: float | None = None,
+        max_buffered_spans: int | None = None,
+        max_pending_entities: int | None = None,
+        max_batch_entities: int | None = None,
+        max_batch_bytes: int | None = None,
+        timeout: float | None = None,
+        retry_deadline: float | None = None,
+        backoff: BackoffPolicy | None = None,
+        dead_letter_path: str | os.PathLike[str] | None = None,
+        mapping_options: MappingOptions | None = None,
+        transport: httpx.BaseTransport | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        """The same arguments, environment variables and defaults as `MaximSpanExporter`.
+
+        With the same destination (and transport) as a span exporter of the process, both share one pipeline;
+        the settings of whichever was made first apply.
+        """
+        self._destination, settings = resolve_settings(
+            api_key,
+            repo_id,
+            base_url,
+            trace_wait=trace_wait,
+            max_buffered_spans=max_buffered_spans,
+            max_pending_entities=max_pending_entities,
+            max_batch_entities=max_batch_entities,
+            max_batch_bytes=max_batch_bytes,
+            timeout=timeout,
+            retry_deadline=retry_deadline,
+            backoff=backoff,
+            dead_letter_path=dead_letter_path,
+            mapping_options=mapping_options,
+            environ=environ,
+        )
+        self._pipeline = acquire_pipeline(self._destination, settings, transport, for_log_events=True)
+        self._shutdown = False
+
+    def __repr__(self) -> str:
+        return f"MaximLogExporter(base_url={self._destination.base_url!r}, repo_id={self._destination.repo_id!r})"
+
+    @property
+    def destination(self) -> Destination:
+        return self._destination
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self._pipeline
+
+    @property
+    def stats(self) -> ExporterStats:
+        return self._pipeline.stats
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        """Buffer the GenAI events of `batch` and count the other records. Never raises, never waits."""
+        if self._shutdown:
+            logger.warning("export of %d log records after shutdown: not sent", len(batch))
+            return LogRecordExportResult.FAILURE
+        events: list[LogEvent] = []
+        ignored = 0
+        unreadable = 0
+        for data in batch:
+            try:
+                event = from_readable_log_record(data)
+            except Exception as exc:  # one bad record must not cost the others
+                unreadable += 1
+                logger.error("skipping a log record that could not be read (%s: %s)", type(exc).__name__, exc)
+                continue
+            if event is None:
+                ignored += 1
+            else:
+                events.append(event)
+        try:
+            self._pipeline.count("ignored", ignored)
+            if events:
+                self._pipeline.add_log_events(events)
+        except Exception:  # the SDK's thread must never see an exception from an exporter
+            logger.exception("could not buffer %d log events for Maxim", len(events))
+            return LogRecordExportResult.FAILURE
+        return LogRecordExportResult.FAILURE if unreadable else LogRecordExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Map everything buffered (spans and events) now and deliver everything pending."""
+        return self._pipeline.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        """Release the pipeline; the last exporter of the destination out sends what is left and stops it."""
+        if self._shutdown:
+            return
+        self._shutdown = True
+        self._pipeline.release()

@@ -334,3 +334,22 @@ def test_both_settings_together_still_validate_for_every_golden_scenario() -> No
         entities = valid(map_trace_part(scenario(), options).entities)
         for path, text in strings(entities):
             assert "Paris" not in text and "gpt-4o" not in text, (name, path)
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [
+        [r"sk-[A-Za-z0-9]{8,}", r"\b\d{3}-\d{2}-\d{4}\b"],  # combined into one scan
+        [r"(['\"])secret\1", r"sk-[A-Za-z0-9]{8,}"],  # a backreference: applied one by one
+        [r"(?i)SK-[a-z0-9]{8,}", r"\b\d{3}-\d{2}-\d{4}\b"],  # a global inline flag: applied one by one
+        [r"(?P<k>sk)-[A-Za-z0-9]{8,}", r"(?P<k>\d{3})-\d{2}-\d{4}"],  # duplicate group names
+    ],
+)
+def test_several_patterns_redact_as_if_applied_one_after_another(patterns: list[str]) -> None:
+    compiled = [re.compile(p) for p in patterns]
+    texts = ["key sk-abcdef123456 and 123-45-6789", "nothing here", "'secret' and \"secret\"", "SK-ABCDEFGH1"]
+    for text in texts:
+        expected = text
+        for pattern in compiled:
+            expected = pattern.sub(REDACTION_MARKER, expected)
+        assert redact({"id": "x", "name": text}, compiled)["name"] == expected

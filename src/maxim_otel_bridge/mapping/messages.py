@@ -207,6 +207,14 @@ def _genai_message(message: Any, span_id: str, message_index: int) -> list[dict[
     if type(message) is not dict and not isinstance(message, Mapping):
         return [{"role": "user", "content": to_text(message) or ""}]
     role = normalize_role(message.get("role"))
+    parts = message.get("parts")
+    if type(parts) is list and len(parts) == 1:
+        # The usual message, one text part: what the parts reader would make, without the reader.
+        part = parts[0]
+        if type(part) is dict and part.get("type") == "text":
+            content = part.get("content")
+            if type(content) is str and role != "tool":
+                return [{"role": role, "content": content}]
     reader = _read_parts(message, span_id, message_index)
     out: list[dict[str, Any]] = []
     if reader.items or reader.tool_calls or not reader.tool_results:

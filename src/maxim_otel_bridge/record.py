@@ -247,8 +247,10 @@ def from_readable_span(span: ReadableSpan) -> SpanRecord:
         )
         if links
         else (),
-        span.kind.value + 1,
-        status.status_code.value,
+        # `_value_` is the member's value as stored (Enum's documented sunder name); `.value` is a descriptor
+        # call per access.
+        span.kind._value_ + 1,
+        status.status_code._value_,
         status.description or "",
         _resource_attributes(span.resource),
         scope.name if scope is not None else "",

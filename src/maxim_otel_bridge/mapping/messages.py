@@ -203,18 +203,63 @@ def _read_parts(message: Mapping[str, Any], span_id: str, message_index: int) ->
     return reader
 
 
+def _common_message(
+    message: Mapping[str, Any], role: str, parts: list[Any], span_id: str, message_index: int
+) -> list[dict[str, Any]] | None:
+    """What `_genai_message` makes of a message whose parts are all texts, tool calls and tool results (nearly
+    every message), built straight from the parts; None for any other part, which the parts reader handles.
+    """
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    for part in parts:
+        if type(part) is not dict:
+            return None
+        kind = part.get("type")
+        if kind == "text":
+            content = part.get("content")
+            if type(content) is not str:
+                return None
+            texts.append(content)
+        elif kind == "tool_call":
+            call_id = coerce_str(part.get("id")) or tool_call_id(span_id, message_index, len(calls))
+            calls.append(make_tool_call(call_id, part.get("name"), part.get("arguments")))
+        elif kind == "tool_call_response":
+            payload = part.get("response", part.get("result"))
+            result: dict[str, Any] = {"role": "tool", "content": to_text(payload) or ""}
+            answered_id = coerce_str(part.get("id"))
+            if answered_id is not None:
+                result["tool_call_id"] = answered_id
+            results.append(result)
+        else:
+            return None
+    if not (texts or calls) and results:
+        return results
+    if not texts:
+        content: str | list[dict[str, Any]] | None = None
+    elif len(texts) == 1:
+        content = texts[0]
+    else:
+        content = [{"type": "text", "text": text} for text in texts]
+    entry: dict[str, Any] = {"role": role, "content": content}
+    if calls:
+        entry["tool_calls"] = calls
+    if role == "tool":
+        call_id = coerce_str(message.get("tool_call_id") or message.get("id"))
+        if call_id is not None:
+            entry["tool_call_id"] = call_id
+    return [entry, *results] if results else [entry]
+
+
 def _genai_message(message: Any, span_id: str, message_index: int) -> list[dict[str, Any]]:
     if type(message) is not dict and not isinstance(message, Mapping):
         return [{"role": "user", "content": to_text(message) or ""}]
     role = normalize_role(message.get("role"))
     parts = message.get("parts")
-    if type(parts) is list and len(parts) == 1:
-        # The usual message, one text part: what the parts reader would make, without the reader.
-        part = parts[0]
-        if type(part) is dict and part.get("type") == "text":
-            content = part.get("content")
-            if type(content) is str and role != "tool":
-                return [{"role": role, "content": content}]
+    if type(parts) is list:
+        common = _common_message(message, role, parts, span_id, message_index)
+        if common is not None:
+            return common
     reader = _read_parts(message, span_id, message_index)
     out: list[dict[str, Any]] = []
     if reader.items or reader.tool_calls or not reader.tool_results:

@@ -1,4 +1,5 @@
-"""GenAI messages made of texts, tool calls and tool results convert exactly as the general parts reader does."""
+"""GenAI messages and choices made of texts, tool calls and tool results convert exactly as the general parts
+reader converts them."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def messages_to_try() -> list[dict[str, Any]]:
 
 
 def general_reader_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(messages, "_common_message", lambda *args: None)
+    monkeypatch.setattr(messages, "_common_parts", lambda *args: None)
 
 
 @pytest.mark.parametrize("as_text", [False, True])
@@ -57,3 +58,15 @@ def test_every_mix_of_parts_converts_as_the_general_reader_does(monkeypatch: pyt
     general = [messages.genai_messages(value, "00f067aa0ba902b7") for value in values]
     assert fast == general
     assert len(fast[0] or []) >= len(cases)
+
+
+@pytest.mark.parametrize("as_text", [False, True])
+def test_every_mix_of_parts_gives_the_choices_the_general_reader_gives(
+    monkeypatch: pytest.MonkeyPatch, as_text: bool
+) -> None:
+    cases = [{**message, "finish_reason": reason} for message in messages_to_try() for reason in ("tool_call", None)]
+    value: Any = orjson.dumps(cases).decode() if as_text else cases
+    fast = messages.genai_choices(value, "00f067aa0ba902b7")
+    general_reader_only(monkeypatch)
+    assert fast == messages.genai_choices(value, "00f067aa0ba902b7")
+    assert fast is not None and len(fast) == len(cases)

@@ -171,3 +171,12 @@ def test_sidecar_breakdown_runs_every_stage_and_delivers_every_entity(bench, tin
     assert breakdown.MAPPING in first and breakdown.MAPPING not in again
     assert set(first) - {breakdown.MAPPING} == set(again)
     assert all(seconds >= 0 for seconds in first.values())
+
+
+def test_exporter_compare_runs_every_exporter_each_round(bench, capsys):
+    compare = importlib.import_module("exporter_compare")
+    compare.main([str(BENCH.parent / "src"), "--rounds", "1", "--traces", "2"])
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(report["rounds"]) == {"otlp-grpc", "before", "now", "otlp-http"}
+    assert all(len(figures) == 1 and figures[0] > 0 for figures in report["rounds"].values())
+    assert report["now_over_before"] > 0

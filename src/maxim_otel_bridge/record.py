@@ -199,14 +199,32 @@ def _trace_id_hex(trace_id: int) -> str:
     return format(trace_id, "032x")
 
 
+def _sealed_attributes(owner: Any) -> Any:
+    """The attributes of an SDK span, event or link, read without the SDK's copying accessors.
+
+    The SDK keeps them in a `BoundedAttributes` whose plain dict is final once the attributes are made
+    immutable (when a span ends; event and link attributes are born immutable), so reading that dict is safe
+    and skips a copy under a lock plus a call per key. Anything else (a live span, another SDK version, a
+    hand-made `ReadableSpan`) goes through the public `attributes` property.
+    """
+    attributes = getattr(owner, "_attributes", None)
+    if getattr(attributes, "_immutable", False) is True:
+        inner = getattr(attributes, "_dict", None)
+        if type(inner) is dict:
+            return inner
+    return owner.attributes
+
+
 def from_readable_span(span: ReadableSpan) -> SpanRecord:
     """Build a record from an SDK span (the in-process exporter's input)."""
     context = span.context
     parent = span.parent
     scope = span.instrumentation_scope
     status = span.status
-    events = span.events
-    links = span.links
+    # The public accessors copy under a lock; most spans have no events and no links, which the SDK's own
+    # lists tell without a copy (anything else, or another SDK version, goes through the accessors).
+    events = span.events if getattr(span, "_events", True) else ()
+    links = span.links if getattr(span, "_links", True) else ()
     # Positional, in field order: keyword arguments cost a third of building the record, once per span.
     return SpanRecord(
         _trace_id_hex(context.trace_id),
@@ -215,22 +233,24 @@ def from_readable_span(span: ReadableSpan) -> SpanRecord:
         span.name,
         span.start_time or 0,
         span.end_time or span.start_time or 0,
-        normalize_attributes(span.attributes),
-        tuple(EventRecord(e.name, e.timestamp or 0, normalize_attributes(e.attributes)) for e in events)
+        normalize_attributes(_sealed_attributes(span)),
+        tuple(EventRecord(e.name, e.timestamp or 0, normalize_attributes(_sealed_attributes(e))) for e in events)
         if events
         else (),
         tuple(
             LinkRecord(
                 _trace_id_hex(link.context.trace_id),
                 _span_id_hex(link.context.span_id),
-                normalize_attributes(link.attributes),
+                normalize_attributes(_sealed_attributes(link)),
             )
             for link in links
         )
         if links
         else (),
-        span.kind.value + 1,
-        status.status_code.value,
+        # `_value_` is the member's value as stored (Enum's documented sunder name); `.value` is a descriptor
+        # call per access.
+        span.kind._value_ + 1,
+        status.status_code._value_,
         status.description or "",
         _resource_attributes(span.resource),
         scope.name if scope is not None else "",

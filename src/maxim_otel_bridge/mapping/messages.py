@@ -203,10 +203,73 @@ def _read_parts(message: Mapping[str, Any], span_id: str, message_index: int) ->
     return reader
 
 
+def _common_parts(
+    parts: list[Any], span_id: str, message_index: int
+) -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]]] | None:
+    """Texts, tool calls and tool results, when those are all the parts hold (nearly every message), read as the
+    parts reader reads them but without it; None for any other part, which only the reader handles."""
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    for part in parts:
+        if type(part) is not dict:
+            return None
+        kind = part.get("type")
+        if kind == "text":
+            content = part.get("content")
+            if type(content) is not str:
+                return None
+            texts.append(content)
+        elif kind == "tool_call":
+            call_id = coerce_str(part.get("id")) or tool_call_id(span_id, message_index, len(calls))
+            calls.append(make_tool_call(call_id, part.get("name"), part.get("arguments")))
+        elif kind == "tool_call_response":
+            payload = part.get("response", part.get("result"))
+            result: dict[str, Any] = {"role": "tool", "content": to_text(payload) or ""}
+            answered_id = coerce_str(part.get("id"))
+            if answered_id is not None:
+                result["tool_call_id"] = answered_id
+            results.append(result)
+        else:
+            return None
+    return texts, calls, results
+
+
+def _common_message(
+    message: Mapping[str, Any], role: str, parts: list[Any], span_id: str, message_index: int
+) -> list[dict[str, Any]] | None:
+    """What `_genai_message` makes of a message of texts, tool calls and tool results; None for other parts."""
+    common = _common_parts(parts, span_id, message_index)
+    if common is None:
+        return None
+    texts, calls, results = common
+    if not (texts or calls) and results:
+        return results
+    if not texts:
+        content: str | list[dict[str, Any]] | None = None
+    elif len(texts) == 1:
+        content = texts[0]
+    else:
+        content = [{"type": "text", "text": text} for text in texts]
+    entry: dict[str, Any] = {"role": role, "content": content}
+    if calls:
+        entry["tool_calls"] = calls
+    if role == "tool":
+        call_id = coerce_str(message.get("tool_call_id") or message.get("id"))
+        if call_id is not None:
+            entry["tool_call_id"] = call_id
+    return [entry, *results] if results else [entry]
+
+
 def _genai_message(message: Any, span_id: str, message_index: int) -> list[dict[str, Any]]:
     if type(message) is not dict and not isinstance(message, Mapping):
         return [{"role": "user", "content": to_text(message) or ""}]
     role = normalize_role(message.get("role"))
+    parts = message.get("parts")
+    if type(parts) is list:
+        common = _common_message(message, role, parts, span_id, message_index)
+        if common is not None:
+            return common
     reader = _read_parts(message, span_id, message_index)
     out: list[dict[str, Any]] = []
     if reader.items or reader.tool_calls or not reader.tool_results:
@@ -258,19 +321,27 @@ def genai_choices(value: Any, span_id: str) -> list[Choice] | None:
         if not isinstance(message, Mapping):
             choices.append(Choice(index=index, content=to_text(message)))
             continue
-        reader = _read_parts(message, span_id, 1000 + index)
-        content = reader.text()
-        if reader.tool_results:
+        parts = message.get("parts")
+        common = _common_parts(parts, span_id, 1000 + index) if type(parts) is list else None
+        if common is not None:
+            texts, calls, results = common
+            content = "\n".join(texts) if texts else None
+            reasoning: tuple[str, ...] = ()
+        else:
+            reader = _read_parts(message, span_id, 1000 + index)
+            content = reader.text()
+            calls, results, reasoning = list(reader.tool_calls), list(reader.tool_results), tuple(reader.reasoning)
+        if results:
             # A model does not answer with tool results; keep them visible rather than lose them.
-            extra = "\n".join(str(result.get("content") or "") for result in reader.tool_results)
+            extra = "\n".join(str(result.get("content") or "") for result in results)
             content = f"{content}\n{extra}" if content else extra
         choices.append(
             Choice(
                 index=index,
                 content=content,
-                tool_calls=tuple(reader.tool_calls),
+                tool_calls=tuple(calls),
                 finish_reason=normalize_finish_reason(message.get("finish_reason")),
-                reasoning=tuple(reader.reasoning),
+                reasoning=reasoning,
             )
         )
     return choices

@@ -16,6 +16,7 @@ from typing import Any
 
 from maxim_otel_bridge.mapping.candidates import Convention
 from maxim_otel_bridge.mapping.coerce import coerce_float, coerce_str, parse_json
+from maxim_otel_bridge.mapping.keysets import KeySetMemo
 from maxim_otel_bridge.mapping.values import tag_value
 from maxim_otel_bridge.record import SpanRecord
 
@@ -80,9 +81,17 @@ def _shown(value: Any) -> str:
     return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "..."
 
 
+def _maxim_keys_of(keys: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(key for key in keys if key.startswith("maxim."))
+
+
+_maxim_keys = KeySetMemo(_maxim_keys_of)
+
+
 def _own(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    # One pass over the span's attributes; most spans have no `maxim.*` key and stop here.
-    return {key: value for key, value in attributes.items() if key.startswith("maxim.")}
+    # Which keys are Maxim's depends only on the key set (remembered); most spans have none and stop here.
+    keys = _maxim_keys(attributes)
+    return {key: attributes[key] for key in keys} if keys else {}
 
 
 def read_tags(attributes: Mapping[str, Any]) -> dict[str, str]:

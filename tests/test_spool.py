@@ -323,6 +323,16 @@ def test_a_spool_with_per_span_placements_is_converted_when_opened(tmp_path: Pat
         s.close()
 
 
+def test_the_span_budget_holds_across_many_traces(spool: Spool) -> None:
+    for n in range(1, 201):
+        spool.accept_spans(small_trace(n))  # 3 spans each
+    asked = [trace_id(n) for n in range(200, 0, -1)]
+    waiting = spool.read_waiting(asked, 400)
+    # 133 whole traces, in the order asked, then the first span of the next one.
+    assert [w.trace_id for w in waiting] == asked[:134]
+    assert [len(w.rows) for w in waiting] == [3] * 133 + [1]
+
+
 def test_waiting_traces_are_read_in_the_order_asked_within_the_span_budget(spool: Spool) -> None:
     for n in (20, 21, 22):
         spool.accept_spans(small_trace(n, children=3))  # 4 spans each

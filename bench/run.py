@@ -154,12 +154,19 @@ def run_load(requests_path: Path, endpoint: str, mode: str, seconds: float, arg:
 
 
 def measure_throughput(
-    plan: Plan, workdir: Path, requests_path: Path, per_trace: int, spans_per_trace: int, profile: Path | None
+    plan: Plan,
+    workdir: Path,
+    requests_path: Path,
+    per_trace: int,
+    spans_per_trace: int,
+    profile: Path | None,
+    settings: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     with SinkProcess("http") as sink:
         sidecar = SidecarProcess(
             workdir / "throughput",
             sink.url,
+            settings=settings,
             profile_path=profile,
             extra_profile_args=("--nonblocking", "--subprocesses"),
         )

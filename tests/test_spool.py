@@ -79,11 +79,20 @@ def test_a_span_sent_twice_is_stored_once(spool: Spool) -> None:
     assert spool.stats().spans == 3
 
 
+def _empty_bytes(tmp_path: Path) -> int:
+    """What an empty spool file counts against the cap (its tables' and indexes' first pages)."""
+    empty = Spool(tmp_path / "empty")
+    try:
+        return empty.used_bytes
+    finally:
+        empty.close()
+
+
 def test_over_the_byte_cap_refuses_with_a_retry_delay_and_keeps_what_it_had(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("INFO", logger="maxim_otel_bridge.sidecar.spool")
-    s = Spool(tmp_path / "spool", max_bytes=200_000)
+    s = Spool(tmp_path / "spool", max_bytes=_empty_bytes(tmp_path) + 200_000)
     try:
         big = {"payload": "x" * 20_000}
         accepted = refused = 0
@@ -254,7 +263,7 @@ def test_a_failed_write_refuses_instead_of_acknowledging(tmp_path: Path) -> None
 
 
 def test_a_request_larger_than_the_cap_is_taken_while_there_is_room(tmp_path: Path) -> None:
-    s = Spool(tmp_path / "spool", max_bytes=100_000)
+    s = Spool(tmp_path / "spool", max_bytes=_empty_bytes(tmp_path) + 100_000)
     try:
         huge = [span(1, n, attributes={"payload": "x" * 10_000}) for n in range(1, 30)]  # ~300 KB
         assert s.accept_spans(huge).accepted  # refused forever otherwise: no retry could ever fit it
@@ -312,6 +321,16 @@ def test_a_spool_with_per_span_placements_is_converted_when_opened(tmp_path: Pat
         assert s.purge_placements(60) == 2
     finally:
         s.close()
+
+
+def test_the_span_budget_holds_across_many_traces(spool: Spool) -> None:
+    for n in range(1, 201):
+        spool.accept_spans(small_trace(n))  # 3 spans each
+    asked = [trace_id(n) for n in range(200, 0, -1)]
+    waiting = spool.read_waiting(asked, 400)
+    # 133 whole traces, in the order asked, then the first span of the next one.
+    assert [w.trace_id for w in waiting] == asked[:134]
+    assert [len(w.rows) for w in waiting] == [3] * 133 + [1]
 
 
 def test_waiting_traces_are_read_in_the_order_asked_within_the_span_budget(spool: Spool) -> None:

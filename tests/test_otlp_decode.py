@@ -391,3 +391,22 @@ def test_split_keeps_the_kind_as_sent_for_the_spool_and_decoding_normalizes_it()
     [encoded] = split_trace_request_protobuf(body).records
     assert encoded.kind == 42
     assert decode_encoded_spans(encoded.data) == list(decode_trace_request_protobuf(body).records)
+
+
+def test_a_string_table_index_value_counts_as_unset_on_both_paths() -> None:
+    # `string_value_strindex` points into a profiles request's string table: trace requests have none.
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add(trace_id=TID, span_id=SID, name="s")
+    span.attributes.add(key="plain", value=AnyValue(string_value="kept"))
+    span.attributes.add(key="indexed", value=AnyValue(string_value_strindex=3))
+    listed = AnyValue(kvlist_value={"values": [{"key": "k", "value": {"string_value_strindex": 1}}]})
+    span.attributes.add(key="listed", value=listed)
+    body = request.SerializeToString()
+
+    decoded = decode_trace_request_protobuf(body)
+    split = split_trace_request_protobuf(body)
+    from_split = decode_encoded_spans(b"".join(s.data for s in split.records))
+
+    assert decoded.rejected == split.rejected == 0
+    for record in (decoded.records[0], from_split[0]):
+        assert record.attributes == {"plain": "kept", "listed": {"k": None}}

@@ -345,7 +345,9 @@ def decode_attributes(attributes: Iterable[KeyValue]) -> dict[str, Any]:
         if which in _SCALAR_CASES:
             result[kv.key] = getattr(value, which)
         elif which is not None:
-            result[kv.key] = decode_any_value(value)
+            decoded = decode_any_value(value)
+            if decoded is not None:
+                result[kv.key] = decoded
     return result
 
 
@@ -360,7 +362,9 @@ def decode_any_value(value: AnyValue) -> Any:
         return _decode_kvlist(value.kvlist_value.values)
     if which == "bytes_value":
         return base64.b64encode(value.bytes_value).decode("ascii")
-    if which is None:
+    if which is None or which == "string_value_strindex":
+        # A strindex points into a profiles request's string table; trace and log requests have none, so
+        # the value cannot be read: it counts as unset.
         return None
     raise AssertionError(
         f"unhandled AnyValue case {which!r}"

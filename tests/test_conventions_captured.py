@@ -225,7 +225,7 @@ def test_openinference_agent_with_retriever_reranker_and_tool() -> None:
     assert trace["tags"] == {"beta": "", "weather": "", "user.id": "user-7"}
     assert (trace["input"], trace["output"]) == ("Weather in Paris?", ANSWER)
     assert all(e["tags"]["beta"] == "" for e in by_name.values())
-    assert json.loads(by_name["weather_agent"]["metadata"]["metadata"]) == {"plan": "pro"}
+    assert by_name["weather_agent"]["metadata"]["metadata"] == {"plan": "pro"}  # the JSON text, as the object
 
     chain, agent = by_name["plan_trip"], by_name["weather_agent"]
     assert (chain["type"], agent["type"], agent["spanId"]) == ("span", "span", chain["id"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from maxim_otel_bridge.mapping.coerce import coerce_mapping
 from maxim_otel_bridge.mapping.keysets import KeySetMemo
 from maxim_otel_bridge.record import SpanKind, SpanRecord
 
@@ -19,6 +20,10 @@ KIND_NAMES = {
     SpanKind.CONSUMER: "consumer",
 }
 
+
+_JSON_OBJECT_KEY = "metadata"
+"""OpenInference's `metadata` attribute: the application's own object, sent as JSON text because attributes
+cannot hold objects. Kept as the object (text that is not an object stays as it is), so Maxim shows its fields."""
 
 _kept_keys_by_predicate: dict[Callable[[str], bool], KeySetMemo[tuple[str, ...]]] = {}
 _MAX_PREDICATES = 64
@@ -49,6 +54,11 @@ def entity_metadata(
     """
     attributes = record.attributes
     metadata: dict[str, Any] = {key: attributes[key] for key in _kept_keys(attributes, consumed)}
+    carried = metadata.get(_JSON_OBJECT_KEY)
+    if isinstance(carried, str):
+        parsed = coerce_mapping(carried)
+        if parsed is not None:
+            metadata[_JSON_OBJECT_KEY] = dict(parsed)
     metadata["otel.span_kind"] = KIND_NAMES.get(record.kind, str(record.kind))
     if record.scope_name:
         metadata["otel.scope.name"] = record.scope_name

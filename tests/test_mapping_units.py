@@ -789,3 +789,17 @@ def test_log_record_body_joined_as_event_is_read() -> None:
     generation = only(mapped([rec]).entities, "generation")
     assert generation["messages"] == [{"role": "user", "content": "from a log"}]
     assert generation["result"]["choices"][0]["message"]["content"] == "answer"
+
+
+@pytest.mark.parametrize(
+    ("carried", "shown"),
+    [
+        ('{"plan": "pro", "seats": 3}', {"plan": "pro", "seats": 3}),
+        ("[1, 2]", "[1, 2]"),  # JSON, but not an object: the text as sent
+        ("plan=pro", "plan=pro"),
+    ],
+)
+def test_openinference_metadata_text_is_shown_as_the_object_it_holds(carried: str, shown: object) -> None:
+    record = SpanRecord("a" * 32, "b" * 16, None, "chain", 1, 2, {"openinference.span.kind": "CHAIN", "metadata": carried})
+    (span,) = [e for e in map_trace_part([record]).entities if e["type"] == "span"]
+    assert span["metadata"]["metadata"] == shown

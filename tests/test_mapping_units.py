@@ -800,6 +800,7 @@ def test_log_record_body_joined_as_event_is_read() -> None:
     ],
 )
 def test_openinference_metadata_text_is_shown_as_the_object_it_holds(carried: str, shown: object) -> None:
-    record = SpanRecord("a" * 32, "b" * 16, None, "chain", 1, 2, {"openinference.span.kind": "CHAIN", "metadata": carried})
-    (span,) = [e for e in map_trace_part([record]).entities if e["type"] == "span"]
+    attributes = {"openinference.span.kind": "CHAIN", "metadata": carried}
+    chain = SpanRecord("a" * 32, "b" * 16, None, "chain", 1, 2, attributes)
+    (span,) = [e for e in map_trace_part([chain]).entities if e["type"] == "span"]
     assert span["metadata"]["metadata"] == shown

@@ -25,10 +25,21 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 CONSOLE_SCRIPT = str(Path(sys.executable).with_name("maxim-otel-bridge"))
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now and never handed out before in this process.
+
+    The kernel may give the port it just released to the next bind, so two calls in a row (a sidecar's gRPC,
+    HTTP and admin ports) could otherwise return the same port."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def descendants(pid: int) -> list[int]:

@@ -13,14 +13,15 @@ reads configuration and the receivers agree on one shape, and so do the steps bo
 from __future__ import annotations
 
 import enum
+import functools
 import hmac
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from maxim_otel_bridge.config import Secret
 from maxim_otel_bridge.record import SpanRecord
@@ -170,38 +171,16 @@ def deliver(decoded: DecodedSpans, sink: SpanSink, metrics: BridgeMetrics, recei
     instead of losing them on a non-retryable error.
     """
     metrics.spans_refused(receiver, "invalid", decoded.rejected)
-    records = decoded.records
-    if not records:
-        outcome = "partial" if decoded.rejected else "ok"
-        return Delivery(True, 0, decoded.rejected, decoded.error_message, outcome=outcome)
-    try:
-        result = sink.accept_spans(records)
-    except Exception:  # noqa: BLE001  # another component: whatever it raises must not lose spans silently
-        _log.exception("%s receiver: the span sink failed; the client is told to retry", receiver)
-        metrics.spans_refused(receiver, "overloaded", len(records))
-        return Delivery(False, 0, decoded.rejected, "", DEFAULT_RETRY_AFTER_S, outcome="error")
-    if result.verdict is Verdict.ACCEPTED:
-        metrics.spans_accepted(receiver, len(records))
-        outcome = "partial" if decoded.rejected or decoded.error_message else "ok"
-        return Delivery(True, len(records), decoded.rejected, decoded.error_message, outcome=outcome)
-    reason = "overloaded" if result.verdict is Verdict.OVERLOADED else "shutting_down"
-    metrics.spans_refused(receiver, reason, len(records))
-    retry_after = result.retry_after_s if result.retry_after_s > 0 else DEFAULT_RETRY_AFTER_S
-    _throttled.warning(
-        f"{receiver}:{reason}",
-        "%s receiver: refused %d spans (%s); the client is told to retry in %.1fs",
-        receiver,
-        len(records),
-        reason,
-        retry_after,
-    )
-    return Delivery(
-        False,
-        0,
+    return _hand_over(
+        decoded.records,
+        sink.accept_spans,
         decoded.rejected,
-        reason.replace("_", " "),
-        retry_after,
-        outcome="unavailable",
+        decoded.error_message,
+        accepted=functools.partial(metrics.spans_accepted, receiver),
+        refused=functools.partial(metrics.spans_refused, receiver),
+        receiver=receiver,
+        what="spans",
+        sink_name="span",
     )
 
 
@@ -209,32 +188,58 @@ def deliver_logs(decoded: DecodedLogs, sink: LogSink, metrics: BridgeMetrics, re
     """`deliver` for log records: GenAI events to the sink, the others counted as ignored; never raises."""
     metrics.log_records_refused(receiver, "invalid", decoded.rejected)
     metrics.log_records_ignored(receiver, decoded.ignored)
-    events = decoded.events
-    if not events:
-        outcome = "partial" if decoded.rejected else "ok"
-        return Delivery(True, 0, decoded.rejected, decoded.error_message, outcome=outcome)
+    return _hand_over(
+        decoded.events,
+        sink.accept_log_events,
+        decoded.rejected,
+        decoded.error_message,
+        accepted=functools.partial(metrics.log_records_accepted, receiver),
+        refused=functools.partial(metrics.log_records_refused, receiver),
+        receiver=receiver,
+        what="log records",
+        sink_name="log",
+    )
+
+
+def _hand_over(
+    items: Sequence[Any],
+    accept: Callable[[Sequence[Any]], AcceptResult],
+    rejected: int,
+    error_message: str,
+    *,
+    accepted: Callable[[int], None],
+    refused: Callable[[str, int], None],
+    receiver: str,
+    what: str,
+    sink_name: str,
+) -> Delivery:
+    """The valid items of one request to their sink, the answer to give, and the counts (both signals)."""
+    if not items:
+        outcome = "partial" if rejected else "ok"
+        return Delivery(True, 0, rejected, error_message, outcome=outcome)
     try:
-        result = sink.accept_log_events(events)
-    except Exception:  # noqa: BLE001  # another component: whatever it raises must not lose records silently
-        _log.exception("%s receiver: the log sink failed; the client is told to retry", receiver)
-        metrics.log_records_refused(receiver, "overloaded", len(events))
-        return Delivery(False, 0, decoded.rejected, "", DEFAULT_RETRY_AFTER_S, outcome="error")
+        result = accept(items)
+    except Exception:  # noqa: BLE001  # another component: whatever it raises must not lose items silently
+        _log.exception("%s receiver: the %s sink failed; the client is told to retry", receiver, sink_name)
+        refused("overloaded", len(items))
+        return Delivery(False, 0, rejected, "", DEFAULT_RETRY_AFTER_S, outcome="error")
     if result.verdict is Verdict.ACCEPTED:
-        metrics.log_records_accepted(receiver, len(events))
-        outcome = "partial" if decoded.rejected else "ok"
-        return Delivery(True, len(events), decoded.rejected, decoded.error_message, outcome=outcome)
+        accepted(len(items))
+        outcome = "partial" if rejected or error_message else "ok"
+        return Delivery(True, len(items), rejected, error_message, outcome=outcome)
     reason = "overloaded" if result.verdict is Verdict.OVERLOADED else "shutting_down"
-    metrics.log_records_refused(receiver, reason, len(events))
+    refused(reason, len(items))
     retry_after = result.retry_after_s if result.retry_after_s > 0 else DEFAULT_RETRY_AFTER_S
     _throttled.warning(
-        f"{receiver}:logs:{reason}",
-        "%s receiver: refused %d log records (%s); the client is told to retry in %.1fs",
+        f"{receiver}:{what}:{reason}",
+        "%s receiver: refused %d %s (%s); the client is told to retry in %.1fs",
         receiver,
-        len(events),
+        len(items),
+        what,
         reason,
         retry_after,
     )
-    return Delivery(False, 0, decoded.rejected, reason.replace("_", " "), retry_after, outcome="unavailable")
+    return Delivery(False, 0, rejected, reason.replace("_", " "), retry_after, outcome="unavailable")
 
 
 class BearerAuth:

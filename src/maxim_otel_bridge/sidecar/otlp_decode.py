@@ -383,18 +383,23 @@ def _decode_kvlist(values: Iterable[KeyValue]) -> dict[str, Any]:
 # OTLP/JSON
 
 
-def decode_trace_request_json(data: bytes) -> DecodedSpans:
-    """Decode an OTLP/JSON `ExportTraceServiceRequest` (hex ids, integer enums, int64 as string or number)."""
+def json_request_items(data: bytes, key: str) -> list[Any]:
+    """The top-level list (`resourceSpans`, `resourceLogs`) of an OTLP/JSON request; MalformedRequest otherwise."""
     try:
         document = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise MalformedRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
-        raise MalformedRequest("body must be a JSON object with resourceSpans")
+        raise MalformedRequest(f"body must be a JSON object with {key}")
     try:
-        resource_spans_list = _j_list(document, "resourceSpans")
+        return _j_list(document, key)
     except _InvalidSpan as exc:
         raise MalformedRequest(str(exc)) from None
+
+
+def decode_trace_request_json(data: bytes) -> DecodedSpans:
+    """Decode an OTLP/JSON `ExportTraceServiceRequest` (hex ids, integer enums, int64 as string or number)."""
+    resource_spans_list = json_request_items(data, "resourceSpans")
     records: list[SpanRecord] = []
     problems = _Problems()
     for index, resource_spans in enumerate(resource_spans_list):

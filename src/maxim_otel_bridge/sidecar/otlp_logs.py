@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
@@ -41,6 +40,7 @@ from maxim_otel_bridge.sidecar.otlp_decode import (
     _Problems,
     decode_any_value,
     decode_attributes,
+    json_request_items,
 )
 
 __all__ = ["DecodedLogs", "decode_logs_request_json", "decode_logs_request_protobuf"]
@@ -171,16 +171,7 @@ def _optional_id(raw: bytes, size: int, field: str) -> str | None:
 
 def decode_logs_request_json(data: bytes) -> DecodedLogs:
     """Decode an OTLP/JSON `ExportLogsServiceRequest` (hex ids, int64 as string or number)."""
-    try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRequest(f"body is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise MalformedRequest("body must be a JSON object with resourceLogs")
-    try:
-        resource_logs_list = _j_list(document, "resourceLogs")
-    except _InvalidSpan as exc:
-        raise MalformedRequest(str(exc)) from None
+    resource_logs_list = json_request_items(data, "resourceLogs")
     out = _Collector()
     for index, resource_logs in enumerate(resource_logs_list):
         try:

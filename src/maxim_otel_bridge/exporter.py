@@ -38,6 +38,7 @@ from .trace_buffer import BufferOptions
 
 __all__ = [
     "MaximSpanExporter",
+    "PipelineFeeder",
     "ENV_TRACE_WAIT",
     "ENV_MAX_BUFFERED_SPANS",
     "ENV_MAX_PENDING_ENTITIES",
@@ -205,8 +206,12 @@ def _dead_letter_path(explicit: str | os.PathLike[str] | None, env: Mapping[str,
     return Path(raw) if raw else default_dead_letter_path(env)
 
 
-class MaximSpanExporter(SpanExporter):
-    """Sends finished spans to Maxim as traces, spans, generations, tool calls, retrievals and events."""
+class PipelineFeeder:
+    """What the span and the log exporter share: their settings, the running pipeline of their destination
+    (one per destination and process, `pipeline.acquire_pipeline`), its counters, flushing, and releasing it."""
+
+    _for_log_events = False
+    """The log exporter sets it: the pipeline then keeps shipped spans for log events that come late."""
 
     def __init__(
         self,
@@ -230,8 +235,9 @@ class MaximSpanExporter(SpanExporter):
         """Unset values come from `MAXIM_*` / `MAXIM_BRIDGE_*` environment variables, then defaults.
 
         Raises `ConfigError` when the API key or log repository is missing (a loopback `base_url`, i.e. a
-        local store, needs neither), and `ValueError` for an invalid explicit option. A `MaximLogExporter`
-        for the same destination shares this exporter's pipeline (`pipeline.acquire_pipeline`).
+        local store, needs neither), and `ValueError` for an invalid explicit option. A span exporter and a log
+        exporter of the same destination (and transport) share one pipeline; the settings of whichever was made
+        first apply.
         """
         self._destination, settings = resolve_settings(
             api_key,
@@ -249,8 +255,38 @@ class MaximSpanExporter(SpanExporter):
             mapping_options=mapping_options,
             environ=environ,
         )
-        self._pipeline = acquire_pipeline(self._destination, settings, transport)
+        self._pipeline = acquire_pipeline(self._destination, settings, transport, for_log_events=self._for_log_events)
         self._shutdown = False
+
+    @property
+    def destination(self) -> Destination:
+        return self._destination
+
+    @property
+    def pipeline(self) -> Pipeline:
+        """The pipeline this exporter feeds, shared with the other signal's exporter of the same destination."""
+        return self._pipeline
+
+    @property
+    def stats(self) -> ExporterStats:
+        return self._pipeline.stats
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Map every buffered trace (and log event) now and deliver everything pending; True when nothing is
+        left undelivered."""
+        return self._pipeline.force_flush(timeout_millis)
+
+    def _release(self, timeout_millis: float = 30_000) -> None:
+        """Release the pipeline once. The last exporter of the destination out stops its background thread
+        (cutting any backoff wait short), sends what is left and closes the client."""
+        if self._shutdown:
+            return
+        self._shutdown = True
+        self._pipeline.release(timeout_millis)
+
+
+class MaximSpanExporter(PipelineFeeder, SpanExporter):
+    """Sends finished spans to Maxim as traces, spans, generations, tool calls, retrievals and events."""
 
     def __repr__(self) -> str:
         return (
@@ -259,22 +295,9 @@ class MaximSpanExporter(SpanExporter):
         )
 
     @property
-    def destination(self) -> Destination:
-        return self._destination
-
-    @property
-    def pipeline(self) -> Pipeline:
-        """The pipeline this exporter feeds, shared with a `MaximLogExporter` of the same destination."""
-        return self._pipeline
-
-    @property
     def pending_entities(self) -> int:
         """Entities mapped but not yet delivered (waiting for Maxim)."""
         return self._pipeline.pending_entities
-
-    @property
-    def stats(self) -> ExporterStats:
-        return self._pipeline.stats
 
     @property
     def buffered_spans(self) -> int:
@@ -304,11 +327,6 @@ class MaximSpanExporter(SpanExporter):
             return SpanExportResult.FAILURE
         return SpanExportResult.FAILURE if unreadable else SpanExportResult.SUCCESS
 
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Map every buffered trace (and log event) now and deliver everything pending; True when nothing is
-        left undelivered."""
-        return self._pipeline.force_flush(timeout_millis)
-
     def shutdown(self, timeout_millis: float = 30_000) -> None:
         """Release the pipeline. The last exporter of the destination out stops its background thread
         (cutting any backoff wait short), sends what is left and closes the client.
@@ -316,7 +334,4 @@ class MaximSpanExporter(SpanExporter):
         Each remaining batch gets one attempt, within `timeout_millis` (the BatchSpanProcessor passes what is
         left of its own shutdown timeout); what still cannot be delivered goes to the dead-letter file.
         """
-        if self._shutdown:
-            return
-        self._shutdown = True
-        self._pipeline.release(timeout_millis)
+        self._release(timeout_millis)

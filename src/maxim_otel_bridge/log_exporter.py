@@ -16,85 +16,29 @@ not GenAI events (application logs) are not sent anywhere: they are only counted
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-import httpx
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
-from .config import Destination
-from .exporter import resolve_settings
+from .exporter import PipelineFeeder
 from .log_events import LogEvent, from_readable_log_record
-from .mapping import MappingOptions
-from .pipeline import ExporterStats, Pipeline, acquire_pipeline
-from .retry import BackoffPolicy
 
 __all__ = ["MaximLogExporter"]
 
 logger = logging.getLogger(__name__)
 
 
-class MaximLogExporter(LogRecordExporter):
-    """Sends GenAI event log records to Maxim, joined to the entities of their spans."""
+class MaximLogExporter(PipelineFeeder, LogRecordExporter):
+    """Sends GenAI event log records to Maxim, joined to the entities of their spans.
 
-    def __init__(
-        self,
-        api_key: str | None = None,
-        repo_id: str | None = None,
-        base_url: str | None = None,
-        *,
-        trace_wait: float | None = None,
-        max_buffered_spans: int | None = None,
-        max_pending_entities: int | None = None,
-        max_batch_entities: int | None = None,
-        max_batch_bytes: int | None = None,
-        timeout: float | None = None,
-        retry_deadline: float | None = None,
-        backoff: BackoffPolicy | None = None,
-        dead_letter_path: str | os.PathLike[str] | None = None,
-        mapping_options: MappingOptions | None = None,
-        transport: httpx.BaseTransport | None = None,
-        environ: Mapping[str, str] | None = None,
-    ) -> None:
-        """The same arguments, environment variables and defaults as `MaximSpanExporter`.
+    Takes the same arguments, environment variables and defaults as `MaximSpanExporter`.
+    """
 
-        With the same destination (and transport) as a span exporter of the process, both share one pipeline;
-        the settings of whichever was made first apply.
-        """
-        self._destination, settings = resolve_settings(
-            api_key,
-            repo_id,
-            base_url,
-            trace_wait=trace_wait,
-            max_buffered_spans=max_buffered_spans,
-            max_pending_entities=max_pending_entities,
-            max_batch_entities=max_batch_entities,
-            max_batch_bytes=max_batch_bytes,
-            timeout=timeout,
-            retry_deadline=retry_deadline,
-            backoff=backoff,
-            dead_letter_path=dead_letter_path,
-            mapping_options=mapping_options,
-            environ=environ,
-        )
-        self._pipeline = acquire_pipeline(self._destination, settings, transport, for_log_events=True)
-        self._shutdown = False
+    _for_log_events = True
 
     def __repr__(self) -> str:
         return f"MaximLogExporter(base_url={self._destination.base_url!r}, repo_id={self._destination.repo_id!r})"
-
-    @property
-    def destination(self) -> Destination:
-        return self._destination
-
-    @property
-    def pipeline(self) -> Pipeline:
-        return self._pipeline
-
-    @property
-    def stats(self) -> ExporterStats:
-        return self._pipeline.stats
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Buffer the GenAI events of `batch` and count the other records. Never raises, never waits."""
@@ -124,13 +68,6 @@ class MaximLogExporter(LogRecordExporter):
             return LogRecordExportResult.FAILURE
         return LogRecordExportResult.FAILURE if unreadable else LogRecordExportResult.SUCCESS
 
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Map everything buffered (spans and events) now and deliver everything pending."""
-        return self._pipeline.force_flush(timeout_millis)
-
     def shutdown(self) -> None:
         """Release the pipeline; the last exporter of the destination out sends what is left and stops it."""
-        if self._shutdown:
-            return
-        self._shutdown = True
-        self._pipeline.release()
+        self._release()

@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanContext, SpanKind
 
-from maxim_otel_bridge.record import from_readable_span
+from maxim_otel_bridge.record import from_readable_span, normalize_attributes, normalize_value
 
 _PUBLIC = (
     "name", "context", "parent", "kind", "start_time", "end_time", "status", "attributes", "events", "links",
@@ -75,3 +75,12 @@ def test_a_hand_made_readable_span_with_plain_attributes() -> None:
     record = from_readable_span(span)
     assert record.attributes == {"k": "v"}
     assert record.events == () and record.links == ()
+
+
+def test_attribute_values_become_json_types_in_place() -> None:
+    attributes = {"s": "x", "seq": ("a", 1, 2.5, True), "raw": b"\x00\xff", "mixed": ("a", b"\x01"), "none": None}
+    normalized = normalize_attributes(attributes)
+    assert normalized == {"s": "x", "seq": ["a", 1, 2.5, True], "raw": "AP8=", "mixed": ["a", "AQ=="], "none": None}
+    assert list(normalized) == list(attributes)  # key order kept
+    assert attributes["seq"] == ("a", 1, 2.5, True)  # the input is left as it was
+    assert normalize_value(((1, 2), {"k": (b"\x02",)})) == [[1, 2], {"k": ["Ag=="]}]

@@ -139,6 +139,8 @@ def attach_log_events(
     list in the order they were emitted, so ties keep arrival order). An event equal to one the span
     already has (same name, time and attributes: a record re-sent, or emitted both ways) is not added twice.
     """
+    if not events:
+        return list(records), []
     by_span: dict[tuple[str, str], list[LogEvent]] = {}
     unmatched: list[LogEvent] = []
     wanted = {(r.trace_id, r.span_id) for r in records}

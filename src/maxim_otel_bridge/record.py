@@ -150,6 +150,14 @@ def normalize_value(value: Any) -> Any:
     """Turn any OTel attribute value into a JSON type (tuples to lists, bytes to base64 text)."""
     if value is None or isinstance(value, (str, bool, int, float)):
         return value
+    if type(value) is tuple:
+        # The SDK stores every sequence attribute as a tuple of plain scalars: a list copy is all it needs,
+        # without the abstract-class checks below (which cost more than the copy).
+        for item in value:
+            if type(item) not in _SCALARS:
+                break
+        else:
+            return list(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, Mapping):
@@ -165,11 +173,13 @@ _SCALARS = frozenset({str, bool, int, float})
 def normalize_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     if not attributes:
         return {}
-    # Most values are plain scalars already: keep them without a call per value.
-    return {
-        key: value if type(value) in _SCALARS or value is None else normalize_value(value)
-        for key, value in attributes.items()
-    }
+    # Most values are plain scalars already: copy the dict whole (in C), then replace only the others
+    # (same keys, same order).
+    normalized = dict(attributes)
+    for key, value in attributes.items():
+        if type(value) not in _SCALARS and value is not None:
+            normalized[key] = normalize_value(value)
+    return normalized
 
 
 _last_resource: tuple[Any, Mapping[str, Any]] = (None, _EMPTY)

@@ -52,9 +52,12 @@ class StatusCode:
 _EMPTY: Mapping[str, Any] = {}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventRecord:
-    """A span event, or an OTel log record joined to a span (same shape: a name, a time, attributes)."""
+    """A span event, or an OTel log record joined to a span (same shape: a name, a time, attributes).
+
+    Never modified once built; not frozen for the same reason as `SpanRecord`.
+    """
 
     name: str
     time_ns: int
@@ -82,9 +85,15 @@ class LinkRecord:
         return cls(trace_id=obj["trace_id"], span_id=obj["span_id"], attributes=obj.get("attributes") or {})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SpanRecord:
-    """One finished span. Ids are lowercase hex: trace 32 chars, span 16 chars; no parent is None."""
+    """One finished span. Ids are lowercase hex: trace 32 chars, span 16 chars; no parent is None.
+
+    Never modified once built (records are shared: a buffered span is also the remembered shipped one), so
+    a changed span is a new record (`dataclasses.replace`). Not declared frozen only because a frozen
+    dataclass's constructor sets each field through a guarded call: that cost ten times more than the
+    plain one, once for every span the bridge reads.
+    """
 
     trace_id: str
     span_id: str

@@ -20,7 +20,7 @@ from maxim_otel_bridge.mapping.errors import EXCEPTION_EVENT, error_info
 from maxim_otel_bridge.mapping.events import event_entities
 from maxim_otel_bridge.mapping.ids import is_valid_id, safe_id
 from maxim_otel_bridge.mapping.options import MappedPart, MappingOptions, Placement
-from maxim_otel_bridge.mapping.precedence import consumed_event_names, read_session_id
+from maxim_otel_bridge.mapping.precedence import consumed_event_names, forget_last_plan, read_session_id
 from maxim_otel_bridge.mapping.tree import layout
 from maxim_otel_bridge.mapping.values import bound_value, is_bounded
 from maxim_otel_bridge.record import SpanRecord
@@ -115,6 +115,7 @@ def map_trace_part(
     `skipped`; a duplicate span id keeps its last record. Records of several traces are mapped trace by
     trace (sorted by trace id), though callers are expected to pass one.
     """
+    forget_last_plan()
     by_trace: dict[str, dict[str, SpanRecord]] = {}
     skipped: list[str] = []
     for record in records:

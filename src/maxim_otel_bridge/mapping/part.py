@@ -6,7 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from maxim_otel_bridge.mapping.classify import SPAN, classify
+import orjson
+
+from maxim_otel_bridge.mapping.classify import GENERATION, SPAN, classify
 from maxim_otel_bridge.mapping.content_policy import apply_content_policy
 from maxim_otel_bridge.mapping.conventions.maxim import with_entity_fields
 from maxim_otel_bridge.mapping.entities import (
@@ -22,7 +24,7 @@ from maxim_otel_bridge.mapping.ids import is_valid_id, safe_id
 from maxim_otel_bridge.mapping.options import MappedPart, MappingOptions, Placement
 from maxim_otel_bridge.mapping.precedence import consumed_event_names, forget_last_plan, read_session_id
 from maxim_otel_bridge.mapping.tree import layout
-from maxim_otel_bridge.mapping.values import bound_value, is_bounded
+from maxim_otel_bridge.mapping.values import bound_value, is_bounded, is_bounded_beside
 from maxim_otel_bridge.record import SpanRecord
 
 __all__ = ["map_trace_part"]
@@ -62,6 +64,26 @@ def _session_id(records: Mapping[str, SpanRecord], root: SpanRecord | None, orde
     return None
 
 
+def _is_bounded_entity(entity: dict, limit: int) -> bool:
+    """`is_bounded(entity, limit)` for an entity as the builders made it (no content policy applied).
+
+    A generation's messages hold only dicts with string keys, lists, strings and None (every input-messages
+    reader builds them so; a test checks it), nested a few levels deep. For them, bounded means that no string
+    is longer than `limit`, and their JSON text is at least as long as any string in it (a character is at
+    least one byte): when that text fits, the walk skips them. They are the bulk of a model call's entity.
+    """
+    if entity.get("type") == GENERATION:
+        messages = entity.get("messages")
+        if type(messages) is list and messages:
+            try:
+                fits = len(orjson.dumps(messages)) <= limit
+            except orjson.JSONEncodeError:  # a lone surrogate: the walk decides
+                fits = False
+            if fits:
+                return is_bounded_beside(entity, limit, "messages")
+    return is_bounded(entity, limit)
+
+
 def _map_one_trace(
     trace_id: str, records: dict[str, SpanRecord], options: MappingOptions, known: Mapping[str, Placement]
 ) -> MappedPart:
@@ -96,9 +118,10 @@ def _map_one_trace(
     entities.extend(placeholder_span_entity(span_id, trace_id) for span_id in plan.placeholders)
     entities.extend(span_entities)
     # The policy sees whole strings: truncating first could cut a secret in two and let its head pass.
-    entities = apply_content_policy(entities, options)
+    as_built = apply_content_policy(entities, options)
+    check = _is_bounded_entity if as_built is entities else is_bounded
     limit = options.max_value_chars
-    bounded = [entity if is_bounded(entity, limit) else bound_value(entity, limit) for entity in entities]
+    bounded = [entity if check(entity, limit) else bound_value(entity, limit) for entity in as_built]
     return MappedPart(entities=bounded, placements=plan.placements)
 
 

@@ -83,7 +83,10 @@ def make_tool_call(call_id: str, name: Any, arguments: Any) -> dict[str, Any]:
     return {
         "id": call_id,
         "type": "function",
-        "function": {"name": coerce_str(name) or "", "arguments": _arguments_text(arguments)},
+        "function": {
+            "name": name if type(name) is str else coerce_str(name) or "",
+            "arguments": arguments if type(arguments) is str else _arguments_text(arguments),
+        },
     }
 
 
@@ -221,7 +224,9 @@ def _common_parts(
                 return None
             texts.append(content)
         elif kind == "tool_call":
-            call_id = coerce_str(part.get("id")) or tool_call_id(span_id, message_index, len(calls))
+            call_id = part.get("id")
+            if type(call_id) is not str or not call_id:  # nearly always the call's own id, as text
+                call_id = coerce_str(call_id) or tool_call_id(span_id, message_index, len(calls))
             calls.append(make_tool_call(call_id, part.get("name"), part.get("arguments")))
         elif kind == "tool_call_response":
             payload = part.get("response", part.get("result"))
@@ -264,7 +269,10 @@ def _common_message(
 def _genai_message(message: Any, span_id: str, message_index: int) -> list[dict[str, Any]]:
     if type(message) is not dict and not isinstance(message, Mapping):
         return [{"role": "user", "content": to_text(message) or ""}]
-    role = normalize_role(message.get("role"))
+    raw_role = message.get("role")
+    role = _ROLE_ALIASES.get(raw_role) if type(raw_role) is str else None  # nearly always spelled as the enum
+    if role is None:
+        role = normalize_role(raw_role)
     parts = message.get("parts")
     if type(parts) is list:
         common = _common_message(message, role, parts, span_id, message_index)

@@ -93,12 +93,15 @@ def _map_one_trace(
 
     span_entities: list[dict] = []
     root_entity: dict | None = None
+    wheres: dict[tuple[str | None, bool], Where] = {}  # a trace's spans hang under a few parents: one each
     for span_id in plan.order:
         record = records[span_id]
         kind = kinds[span_id]
         parent = plan.placements[span_id].parent
         include_resource = root is None or (record.resource is not root.resource and record.resource != root.resource)
-        where = Where(trace_id, parent, include_resource=include_resource)
+        where = wheres.get((parent, include_resource))
+        if where is None:
+            where = wheres[parent, include_resource] = Where(trace_id, parent, include_resource=include_resource)
         entity = with_entity_fields(BUILDERS[kind](record, where, options), record.attributes)
         span_entities.append(entity)
         if record is root:

@@ -37,6 +37,14 @@ class Layout:
 def layout(records: Mapping[str, SpanRecord], kinds: Mapping[str, str], known: Mapping[str, Placement]) -> Layout:
     placements: dict[str, Placement] = {}
     placeholders: dict[str, None] = {}
+    # Placements are frozen values, and a trace's spans share a few (entity type, parent) pairs: one object each.
+    made: dict[tuple[str, str | None], Placement] = {}
+
+    def placement_of(entity_type: str, parent: str | None) -> Placement:
+        placement = made.get((entity_type, parent))
+        if placement is None:
+            placement = made[entity_type, parent] = Placement(entity_type, parent)
+        return placement
 
     def maxim_parent(start: str) -> str | None:
         # Walk up the OTel ancestry until a Maxim span (or the top) is found; iterative and cycle-safe.
@@ -66,17 +74,18 @@ def layout(records: Mapping[str, SpanRecord], kinds: Mapping[str, str], known: M
                 break
             if len(parent_id) <= 64 and is_valid_id(parent_id):
                 placeholders[parent_id] = None
-                placements[parent_id] = Placement(SPAN, None)
+                placements[parent_id] = placement_of(SPAN, None)
                 result = parent_id
             break
         # Every leaf walked through hangs under the same Maxim parent: remember it.
         for leaf in chain:
-            placements.setdefault(leaf, Placement(kinds[leaf], result))
+            if leaf not in placements:
+                placements[leaf] = placement_of(kinds[leaf], result)
         return result
 
     for span_id in sorted(records):
         if span_id not in placements:
-            placements[span_id] = Placement(kinds[span_id], maxim_parent(span_id))
+            placements[span_id] = placement_of(kinds[span_id], maxim_parent(span_id))
 
     children: dict[str | None, list[str]] = {}
     for span_id in records:
@@ -102,6 +111,6 @@ def layout(records: Mapping[str, SpanRecord], kinds: Mapping[str, str], known: M
     for span_id in sorted(records, key=lambda s: (records[s].start_ns, s)):
         if span_id not in visited:
             # Spans parented in a circle (junk input): the earliest becomes a top-level span.
-            placements[span_id] = Placement(kinds[span_id], None)
+            placements[span_id] = placement_of(kinds[span_id], None)
             visit(span_id)
     return Layout(placements=placements, placeholders=tuple(placeholders), order=tuple(order))

@@ -92,4 +92,41 @@ def test_a_long_string_anywhere_in_the_messages_is_seen() -> None:
 )
 def test_beside_is_the_full_check_when_the_known_item_is_bounded(value: dict, limit: int) -> None:
     if is_bounded(value.get("messages"), limit, 1):
-        assert is_bounded_beside(value, limit, "messages") == is_bounded(value, limit)
+        assert is_bounded_beside(value, limit, ("messages",)) == is_bounded(value, limit)
+
+
+def _plain_result(value: Any) -> bool:
+    if isinstance(value, (str, int)) and not isinstance(value, bool) or value is None:
+        return True
+    if type(value) is dict:
+        return all(isinstance(k, str) and _plain_result(v) for k, v in value.items())
+    if type(value) is list:
+        return all(_plain_result(v) for v in value)
+    return False
+
+
+def _check_results(batch: list[SpanRecord]) -> None:
+    for entity in map_trace_part(batch).entities:
+        if entity["type"] == "generation":
+            assert type(entity["messages"]) is list and _plain(entity["messages"])
+            assert _plain_result(entity.get("result")), entity.get("result")
+
+
+def test_results_of_captured_spans_are_plain() -> None:
+    _check_results(CAPTURED)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(records, st.lists(junk_records, max_size=3)))
+def test_results_of_junk_spans_are_plain(batch: list[SpanRecord]) -> None:
+    _check_results(batch)
+
+
+class _Text(str):
+    def __len__(self) -> int:
+        return 10**9
+
+
+def test_a_string_subclass_in_the_messages_is_left_to_the_walk() -> None:
+    entity = {"id": "a", "type": "generation", "messages": [{"role": "user", "content": _Text("x")}]}
+    assert _is_bounded_entity(entity, 40) == is_bounded(entity, 40) is False

@@ -64,23 +64,34 @@ def _session_id(records: Mapping[str, SpanRecord], root: SpanRecord | None, orde
     return None
 
 
+_BUILT_PLAIN = ("messages", "result")
+"""A generation's items that hold only dicts with string keys, lists, strings, integers and None, a few levels
+deep: every input-messages and output-choices reader, and the completion result, build them so (a test checks
+it). They are the bulk of a model call's entity."""
+_EXACT_TYPES_ONLY = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError
+
+
 def _is_bounded_entity(entity: dict, limit: int) -> bool:
     """`is_bounded(entity, limit)` for an entity as the builders made it (no content policy applied).
 
-    A generation's messages hold only dicts with string keys, lists, strings and None (every input-messages
-    reader builds them so; a test checks it), nested a few levels deep. For them, bounded means that no string
-    is longer than `limit`, and their JSON text is at least as long as any string in it (a character is at
-    least one byte): when that text fits, the walk skips them. They are the bulk of a model call's entity.
+    For a generation's messages and result, bounded means that no string in them is longer than `limit`, and
+    their JSON text is at least as long as any string in it (a character is at least one byte): when that
+    text fits, the walk skips them. A subclass of str, int, dict or list (whose length or items could say
+    otherwise), or an integer beyond 64 bits, makes orjson refuse, and then the walk decides.
     """
-    if entity.get("type") == GENERATION:
-        messages = entity.get("messages")
-        if type(messages) is list and messages:
-            try:
-                fits = len(orjson.dumps(messages)) <= limit
-            except orjson.JSONEncodeError:  # a lone surrogate: the walk decides
-                fits = False
-            if fits:
-                return is_bounded_beside(entity, limit, "messages")
+    if type(entity) is dict and entity.get("type") == GENERATION:
+        try:
+            text = orjson.dumps(
+                (entity.get("messages"), entity.get("result")), default=_refuse, option=_EXACT_TYPES_ONLY
+            )
+        except orjson.JSONEncodeError:
+            text = None
+        if text is not None and len(text) <= limit:
+            return is_bounded_beside(entity, limit, _BUILT_PLAIN)
     return is_bounded(entity, limit)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -123,9 +123,9 @@ def is_bounded(value: Any, limit: int, _depth: int = 0) -> bool:
     return False
 
 
-def is_bounded_beside(value: dict[str, Any], limit: int, known: str) -> bool:
-    """`is_bounded(value, limit)` for a dict whose item `known` is already known to be bounded: that item is
-    not walked again."""
+def is_bounded_beside(value: dict[str, Any], limit: int, known: Container[str]) -> bool:
+    """`is_bounded(value, limit)` for a dict whose items under the keys `known` are already known to be bounded:
+    those are not walked again."""
     if type(value) is not dict:
         return is_bounded(value, limit)
     for k, v in value.items():
@@ -135,7 +135,7 @@ def is_bounded_beside(value: dict[str, Any], limit: int, known: str) -> bool:
         if item is str:
             if len(v) > limit > 0 and k not in ID_KEYS:
                 return False
-        elif k != known and not (item is int or v is None or item is bool or is_bounded(v, limit, 1)):
+        elif k not in known and not (item is int or v is None or item is bool or is_bounded(v, limit, 1)):
             return False
     return True
 

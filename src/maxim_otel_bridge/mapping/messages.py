@@ -301,7 +301,17 @@ def genai_messages(value: Any, span_id: str, fallback_role: str = "user") -> lis
         return [{"role": fallback_role, "content": raw}] if raw is not None else None
     out: list[dict[str, Any]] = []
     for index, message in enumerate(items):
-        out.extend(_genai_message(message, span_id, index))
+        if type(message) is dict:
+            # `_genai_message`'s common case inline: a message of texts, tool calls and tool results.
+            parts = message.get("parts")
+            if type(parts) is list:
+                raw_role = message.get("role")
+                role = _ROLE_ALIASES.get(raw_role) if type(raw_role) is str else None
+                common = _common_message(message, role or normalize_role(raw_role), parts, span_id, index)
+                if common is not None:
+                    out += common
+                    continue
+        out += _genai_message(message, span_id, index)
     return out
 
 

@@ -183,7 +183,11 @@ def first(field: str, record: SpanRecord) -> Any:
 
 def read_usage(record: SpanRecord) -> Usage | None:
     """Usage merged count by count, so a total from one convention completes counts from another."""
-    return merge_usage(_candidates("usage", record))
+    readers = _readers_of(record)["usage"]
+    if len(readers) == 1:  # the usual plan: one convention's keys, nothing to merge
+        usage = readers[0](record)
+        return None if usage is None or usage.is_empty() else usage
+    return merge_usage([reader(record) for reader in readers])
 
 
 def read_tool(record: SpanRecord) -> ToolInfo:

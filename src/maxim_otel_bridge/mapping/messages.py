@@ -307,12 +307,54 @@ def genai_messages(value: Any, span_id: str, fallback_role: str = "user") -> lis
             if type(parts) is list:
                 raw_role = message.get("role")
                 role = _ROLE_ALIASES.get(raw_role) if type(raw_role) is str else None
-                common = _common_message(message, role or normalize_role(raw_role), parts, span_id, index)
+                if role is None:
+                    role = normalize_role(raw_role)
+                if len(parts) == 1:
+                    single = _single_part_message(message, role, parts[0], span_id, index)
+                    if single is not None:
+                        out.append(single)
+                        continue
+                common = _common_message(message, role, parts, span_id, index)
                 if common is not None:
                     out += common
                     continue
         out += _genai_message(message, span_id, index)
     return out
+
+
+def _single_part_message(
+    message: Mapping[str, Any], role: str, part: Any, span_id: str, message_index: int
+) -> dict[str, Any] | None:
+    """What `_common_message` makes of a message of one text, tool call or tool result part (nearly every
+    message has one part): its one entry, built without the lists; None for anything else."""
+    if type(part) is not dict:
+        return None
+    kind = part.get("type")
+    if kind == "text":
+        content = part.get("content")
+        if type(content) is not str:
+            return None
+        entry: dict[str, Any] = {"role": role, "content": content}
+    elif kind == "tool_call":
+        call_id = part.get("id")
+        if type(call_id) is not str or not call_id:
+            call_id = coerce_str(call_id) or tool_call_id(span_id, message_index, 0)
+        entry = {"role": role, "content": None, "tool_calls": [make_tool_call(call_id, part.get("name"), part.get("arguments"))]}
+    elif kind == "tool_call_response":
+        # A message of tool results alone is its results (the role does not matter).
+        payload = part.get("response", part.get("result"))
+        result: dict[str, Any] = {"role": "tool", "content": to_text(payload) or ""}
+        answered_id = coerce_str(part.get("id"))
+        if answered_id is not None:
+            result["tool_call_id"] = answered_id
+        return result
+    else:
+        return None
+    if role == "tool":
+        answered = coerce_str(message.get("tool_call_id") or message.get("id"))
+        if answered is not None:
+            entry["tool_call_id"] = answered
+    return entry
 
 
 def genai_system_instructions(value: Any) -> list[dict[str, Any]] | None:

@@ -87,7 +87,9 @@ SUB_KEYS = ["message.role", "message.content", "message.tool_calls.0.tool_call.i
 
 keys = st.one_of(
     st.sampled_from(DECLARED_KEYS),
-    st.builds(lambda p, i, s: f"{p}{i}.{s}", st.sampled_from(DECLARED_PREFIXES), st.integers(0, 2), st.sampled_from(SUB_KEYS)),
+    st.builds(
+        lambda p, i, s: f"{p}{i}.{s}", st.sampled_from(DECLARED_PREFIXES), st.integers(0, 2), st.sampled_from(SUB_KEYS)
+    ),
     st.builds(lambda p, s: p + s, st.sampled_from(DECLARED_PREFIXES), st.sampled_from(["", "x", "model"])),
     st.text(max_size=6),
 )
@@ -105,7 +107,9 @@ junk_records = st.builds(
             EventRecord,
             name=st.sampled_from(DECLARED_EVENTS),
             time_ns=st.integers(-5, 2**64),
-            attributes=st.dictionaries(st.sampled_from([*DECLARED_KEYS, "body", "content", "message"]), values, max_size=3),
+            attributes=st.dictionaries(
+                st.sampled_from([*DECLARED_KEYS, "body", "content", "message"]), values, max_size=3
+            ),
         ),
         max_size=3,
     ).map(tuple),

@@ -339,7 +339,8 @@ def _single_part_message(
         call_id = part.get("id")
         if type(call_id) is not str or not call_id:
             call_id = coerce_str(call_id) or tool_call_id(span_id, message_index, 0)
-        entry = {"role": role, "content": None, "tool_calls": [make_tool_call(call_id, part.get("name"), part.get("arguments"))]}
+        call = make_tool_call(call_id, part.get("name"), part.get("arguments"))
+        entry = {"role": role, "content": None, "tool_calls": [call]}
     elif kind == "tool_call_response":
         # A message of tool results alone is its results (the role does not matter).
         payload = part.get("response", part.get("result"))

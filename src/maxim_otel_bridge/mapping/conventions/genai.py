@@ -99,7 +99,12 @@ def _finish_reasons(record: SpanRecord) -> list[str] | None:
     reasons = coerce_str_list(coerce_list(value) if isinstance(value, str) and value.startswith("[") else value)
     if not reasons:
         return None
-    return [reason for reason in (normalize_finish_reason(r) for r in reasons) if reason is not None]
+    normalized = []
+    for raw in reasons:
+        reason = normalize_finish_reason(raw)
+        if reason is not None:
+            normalized.append(reason)
+    return normalized
 
 
 def _response_id(record: SpanRecord) -> str | None:

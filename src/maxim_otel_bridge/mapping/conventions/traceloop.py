@@ -205,7 +205,9 @@ TRACELOOP = Convention(
         "session_id": reads(_ASSOCIATION + "session_id"),
         "user_id": reads(_ASSOCIATION + "user_id"),
         "usage": reads("llm.usage.total_tokens"),
-        "tool": reads("traceloop.span.kind", "traceloop.entity.name", "traceloop.entity.input", "traceloop.entity.output"),
+        "tool": reads(
+            "traceloop.span.kind", "traceloop.entity.name", "traceloop.entity.input", "traceloop.entity.output"
+        ),
         "retrieval": reads(events=("db.query.result",)),
         "input_text": reads("traceloop.entity.input"),
         "output_text": reads("traceloop.entity.output"),

@@ -396,14 +396,9 @@ def genai_choices(value: Any, span_id: str) -> list[Choice] | None:
             # A model does not answer with tool results; keep them visible rather than lose them.
             extra = "\n".join(str(result.get("content") or "") for result in results)
             content = f"{content}\n{extra}" if content else extra
+        # Positional: keyword arguments cost a third of building the frozen Choice.
         choices.append(
-            Choice(
-                index=index,
-                content=content,
-                tool_calls=tuple(calls),
-                finish_reason=normalize_finish_reason(message.get("finish_reason")),
-                reasoning=reasoning,
-            )
+            Choice(index, content, tuple(calls), normalize_finish_reason(message.get("finish_reason")), reasoning)
         )
     return choices
 

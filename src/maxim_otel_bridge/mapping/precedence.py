@@ -191,7 +191,11 @@ def read_usage(record: SpanRecord) -> Usage | None:
 
 
 def read_tool(record: SpanRecord) -> ToolInfo:
-    found = [info for info in _candidates("tool", record) if info is not None]
+    readers = _readers_of(record)["tool"]
+    if len(readers) == 1:  # the usual plan: one convention's keys, nothing to merge
+        info = readers[0](record)
+        return info if info is not None else ToolInfo()
+    found = [info for info in (reader(record) for reader in readers) if info is not None]
     if len(found) == 1:
         return found[0]  # the usual case, one convention: nothing to merge
     merged: dict[str, Any] = {}

@@ -1,7 +1,8 @@
 """Which convention wins for each target field: the one place the order is declared.
 
 The order follows conventions.md section 7. To support a new convention, write a module under
-`conventions/` exposing a `Convention` and insert it in the tuples below; nothing else changes.
+`conventions/` exposing a `Convention` and insert it in the tuples below; nothing else changes. A convention
+that declares what a reader answers from (`Convention.inputs`) lets spans without those inputs skip it.
 """
 
 from __future__ import annotations

@@ -379,7 +379,7 @@ def genai_choices(value: Any, span_id: str) -> list[Choice] | None:
         return [Choice(index=0, content=raw)] if raw is not None else None
     choices: list[Choice] = []
     for index, message in enumerate(items):
-        if not isinstance(message, Mapping):
+        if type(message) is not dict and not isinstance(message, Mapping):
             choices.append(Choice(index=index, content=to_text(message)))
             continue
         parts = message.get("parts")

@@ -14,7 +14,18 @@ from typing import Any
 
 from maxim_otel_bridge.record import SpanRecord
 
-__all__ = ["Choice", "Convention", "Reader", "RetrievalInfo", "ToolInfo", "Usage", "retrieval_info", "tool_info"]
+__all__ = [
+    "Choice",
+    "Convention",
+    "Inputs",
+    "Reader",
+    "RetrievalInfo",
+    "ToolInfo",
+    "Usage",
+    "reads",
+    "retrieval_info",
+    "tool_info",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +96,38 @@ def retrieval_info(query: str | None = None, documents: tuple[str, ...] | None =
 Reader = Callable[[SpanRecord], Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """What a reader answers from: on a span with none of these attributes and events, it returns None.
+
+    Declared next to the reader, so that a span's readers can be narrowed, once per attribute key set, to the
+    ones that can answer (`precedence.py`). Anything else the reader looks at (the span's name, kind, times)
+    only matters once one of these is present.
+    """
+
+    keys: frozenset[str] = frozenset()
+    """Attribute keys, exactly."""
+    prefixes: tuple[str, ...] = ()
+    """Attribute key prefixes (indexed keys such as `llm.input_messages.0.message.role`)."""
+    events: frozenset[str] = frozenset()
+    """Span event names."""
+
+    def present(self, keys: tuple[str, ...], event_names: tuple[str, ...]) -> bool:
+        """Whether a span with these attribute keys and event names carries any of the inputs."""
+        own = self.keys
+        prefixes = self.prefixes
+        for key in keys:
+            if key in own or (prefixes and key.startswith(prefixes)):
+                return True
+        events = self.events
+        return bool(events) and any(name in events for name in event_names)
+
+
+def reads(*keys: str, prefixes: tuple[str, ...] = (), events: tuple[str, ...] = ()) -> Inputs:
+    """`Inputs` from attribute keys (positional), key prefixes and event names."""
+    return Inputs(frozenset(keys), tuple(prefixes), frozenset(events))
+
+
 @dataclass(frozen=True, slots=True, eq=False)  # identity: a convention is one module-level object
 class Convention:
     """One instrumentation convention: a reader per target field it can supply (None: it cannot)."""
@@ -111,3 +154,5 @@ class Convention:
     consumed_events: Mapping[str, frozenset[str]] = field(default_factory=dict)
     """Entity type -> span event names whose content that entity carries (messages on a generation,
     documents on a retrieval): not repeated as event entities."""
+    inputs: Mapping[str, Inputs] = field(default_factory=dict)
+    """Field -> what its reader answers from (`Inputs`); a field left out is read on every span."""

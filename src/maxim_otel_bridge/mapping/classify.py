@@ -52,8 +52,12 @@ def operation_name(attributes: Mapping[str, Any]) -> str | None:
 
 def is_embedding(record: SpanRecord) -> bool:
     """An embeddings call (GenAI, OpenInference, Traceloop or Vercel spelling)."""
+    return _is_embedding(record, operation_name(record.attributes))
+
+
+def _is_embedding(record: SpanRecord, operation: str | None) -> bool:
     attributes = record.attributes
-    if operation_name(attributes) in _EMBEDDING_OPERATIONS:
+    if operation in _EMBEDDING_OPERATIONS:
         return True
     if attributes.get("openinference.span.kind") == "EMBEDDING":
         return True
@@ -72,12 +76,12 @@ def classify(record: SpanRecord) -> str:
     override = attributes.get(ENTITY_OVERRIDE_KEY)
     if isinstance(override, str) and override.strip().lower() in _OVERRIDES:
         return _OVERRIDES[override.strip().lower()]
-    if is_embedding(record):
+    operation = operation_name(attributes)  # read once: the embedding test and the operation test both ask
+    if _is_embedding(record, operation):
         return SPAN
     openinference_kind = attributes.get("openinference.span.kind")
     if isinstance(openinference_kind, str) and openinference_kind.strip():
         return _OPENINFERENCE_KINDS.get(openinference_kind.strip().upper(), SPAN)
-    operation = operation_name(attributes)
     if operation is not None:
         if operation in _GENERATION_OPERATIONS:
             return GENERATION

@@ -79,9 +79,14 @@ def coerce_str_list(value: Any) -> list[str] | None:
     """A list of strings from a list (items rendered) or a single string (one item)."""
     if isinstance(value, str):
         return [value]
-    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
-        items = [coerce_str(item) for item in value]
-        return [item for item in items if item is not None]
+    kind = type(value)
+    if kind is list or kind is tuple or (isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray))):
+        items = []
+        for item in value:
+            text = coerce_str(item)
+            if text is not None:
+                items.append(text)
+        return items
     return None
 
 

@@ -54,13 +54,17 @@ def tool_call_id(span_id: str, message_index: int, call_index: int) -> str:
 
 def iso_timestamp(time_ns: int) -> str | None:
     """ISO 8601 UTC with milliseconds and `Z` (JavaScript's `toISOString`); None for 0 or out of range."""
-    if not isinstance(time_ns, int) or isinstance(time_ns, bool) or time_ns <= 0:
+    if type(time_ns) is not int and (not isinstance(time_ns, int) or isinstance(time_ns, bool)) or time_ns <= 0:
         return None
     seconds, rest_ns = divmod(time_ns, 1_000_000_000)
     prefix = _second_text(seconds)
     if prefix is None:
         return None
-    return f"{prefix}{rest_ns // 1_000_000:03d}Z"
+    return prefix + _MILLISECOND_TEXT[rest_ns // 1_000_000]
+
+
+_MILLISECOND_TEXT = tuple(f"{ms:03d}Z" for ms in range(1000))
+"""The `SSSZ` tail of each millisecond: looked up, not formatted, twice per entity."""
 
 
 @lru_cache(maxsize=4096)

@@ -83,7 +83,10 @@ def make_tool_call(call_id: str, name: Any, arguments: Any) -> dict[str, Any]:
     return {
         "id": call_id,
         "type": "function",
-        "function": {"name": coerce_str(name) or "", "arguments": _arguments_text(arguments)},
+        "function": {
+            "name": name if type(name) is str else coerce_str(name) or "",
+            "arguments": arguments if type(arguments) is str else _arguments_text(arguments),
+        },
     }
 
 
@@ -221,7 +224,9 @@ def _common_parts(
                 return None
             texts.append(content)
         elif kind == "tool_call":
-            call_id = coerce_str(part.get("id")) or tool_call_id(span_id, message_index, len(calls))
+            call_id = part.get("id")
+            if type(call_id) is not str or not call_id:  # nearly always the call's own id, as text
+                call_id = coerce_str(call_id) or tool_call_id(span_id, message_index, len(calls))
             calls.append(make_tool_call(call_id, part.get("name"), part.get("arguments")))
         elif kind == "tool_call_response":
             payload = part.get("response", part.get("result"))
@@ -264,7 +269,10 @@ def _common_message(
 def _genai_message(message: Any, span_id: str, message_index: int) -> list[dict[str, Any]]:
     if type(message) is not dict and not isinstance(message, Mapping):
         return [{"role": "user", "content": to_text(message) or ""}]
-    role = normalize_role(message.get("role"))
+    raw_role = message.get("role")
+    role = _ROLE_ALIASES.get(raw_role) if type(raw_role) is str else None  # nearly always spelled as the enum
+    if role is None:
+        role = normalize_role(raw_role)
     parts = message.get("parts")
     if type(parts) is list:
         common = _common_message(message, role, parts, span_id, message_index)
@@ -293,8 +301,61 @@ def genai_messages(value: Any, span_id: str, fallback_role: str = "user") -> lis
         return [{"role": fallback_role, "content": raw}] if raw is not None else None
     out: list[dict[str, Any]] = []
     for index, message in enumerate(items):
-        out.extend(_genai_message(message, span_id, index))
+        if type(message) is dict:
+            # `_genai_message`'s common case inline: a message of texts, tool calls and tool results.
+            parts = message.get("parts")
+            if type(parts) is list:
+                raw_role = message.get("role")
+                role = _ROLE_ALIASES.get(raw_role) if type(raw_role) is str else None
+                if role is None:
+                    role = normalize_role(raw_role)
+                if len(parts) == 1:
+                    single = _single_part_message(message, role, parts[0], span_id, index)
+                    if single is not None:
+                        out.append(single)
+                        continue
+                common = _common_message(message, role, parts, span_id, index)
+                if common is not None:
+                    out += common
+                    continue
+        out += _genai_message(message, span_id, index)
     return out
+
+
+def _single_part_message(
+    message: Mapping[str, Any], role: str, part: Any, span_id: str, message_index: int
+) -> dict[str, Any] | None:
+    """What `_common_message` makes of a message of one text, tool call or tool result part (nearly every
+    message has one part): its one entry, built without the lists; None for anything else."""
+    if type(part) is not dict:
+        return None
+    kind = part.get("type")
+    if kind == "text":
+        content = part.get("content")
+        if type(content) is not str:
+            return None
+        entry: dict[str, Any] = {"role": role, "content": content}
+    elif kind == "tool_call":
+        call_id = part.get("id")
+        if type(call_id) is not str or not call_id:
+            call_id = coerce_str(call_id) or tool_call_id(span_id, message_index, 0)
+        call = make_tool_call(call_id, part.get("name"), part.get("arguments"))
+        entry = {"role": role, "content": None, "tool_calls": [call]}
+    elif kind == "tool_call_response":
+        # A message of tool results alone is its results (the role does not matter).
+        payload = part.get("response", part.get("result"))
+        result: dict[str, Any] = {"role": "tool", "content": to_text(payload) or ""}
+        answered_id = coerce_str(part.get("id"))
+        if answered_id is not None:
+            result["tool_call_id"] = answered_id
+        return result
+    else:
+        return None
+    if role == "tool":
+        answered = coerce_str(message.get("tool_call_id") or message.get("id"))
+        if answered is not None:
+            entry["tool_call_id"] = answered
+    return entry
 
 
 def genai_system_instructions(value: Any) -> list[dict[str, Any]] | None:
@@ -318,7 +379,7 @@ def genai_choices(value: Any, span_id: str) -> list[Choice] | None:
         return [Choice(index=0, content=raw)] if raw is not None else None
     choices: list[Choice] = []
     for index, message in enumerate(items):
-        if not isinstance(message, Mapping):
+        if type(message) is not dict and not isinstance(message, Mapping):
             choices.append(Choice(index=index, content=to_text(message)))
             continue
         parts = message.get("parts")
@@ -335,14 +396,9 @@ def genai_choices(value: Any, span_id: str) -> list[Choice] | None:
             # A model does not answer with tool results; keep them visible rather than lose them.
             extra = "\n".join(str(result.get("content") or "") for result in results)
             content = f"{content}\n{extra}" if content else extra
+        # Positional: keyword arguments cost a third of building the frozen Choice.
         choices.append(
-            Choice(
-                index=index,
-                content=content,
-                tool_calls=tuple(calls),
-                finish_reason=normalize_finish_reason(message.get("finish_reason")),
-                reasoning=reasoning,
-            )
+            Choice(index, content, tuple(calls), normalize_finish_reason(message.get("finish_reason")), reasoning)
         )
     return choices
 

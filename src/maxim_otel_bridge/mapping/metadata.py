@@ -59,7 +59,8 @@ def entity_metadata(
         parsed = coerce_mapping(carried)
         if parsed is not None:
             metadata[_JSON_OBJECT_KEY] = dict(parsed)
-    metadata["otel.span_kind"] = KIND_NAMES.get(record.kind, str(record.kind))
+    kind_name = KIND_NAMES.get(record.kind)
+    metadata["otel.span_kind"] = kind_name if kind_name is not None else str(record.kind)
     if record.scope_name:
         metadata["otel.scope.name"] = record.scope_name
     if record.scope_version:

@@ -7,7 +7,7 @@ from typing import Any
 
 from maxim_otel_bridge.mapping.keysets import KeySetMemo
 
-__all__ = ["PARAM_NAMES", "genai_params"]
+__all__ = ["PARAM_NAMES", "PARAM_PREFIXES", "genai_params"]
 
 PARAM_NAMES = {
     "temperature": "temperature",
@@ -18,7 +18,9 @@ PARAM_NAMES = {
 }
 """GenAI request suffix -> Maxim's name (seed 001). Other parameters keep their own suffix as name."""
 
-_PREFIXES = ("gen_ai.request.", "gen_ai.openai.request.")
+PARAM_PREFIXES = ("gen_ai.request.", "gen_ai.openai.request.")
+"""Attribute key prefixes of model parameters."""
+_PREFIXES = PARAM_PREFIXES
 _NOT_PARAMS = frozenset({"model"})
 
 

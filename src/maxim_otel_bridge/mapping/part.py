@@ -6,7 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from maxim_otel_bridge.mapping.classify import SPAN, classify
+import orjson
+
+from maxim_otel_bridge.mapping.classify import GENERATION, SPAN, classify
 from maxim_otel_bridge.mapping.content_policy import apply_content_policy
 from maxim_otel_bridge.mapping.conventions.maxim import with_entity_fields
 from maxim_otel_bridge.mapping.entities import (
@@ -20,9 +22,9 @@ from maxim_otel_bridge.mapping.errors import EXCEPTION_EVENT, error_info
 from maxim_otel_bridge.mapping.events import event_entities
 from maxim_otel_bridge.mapping.ids import is_valid_id, safe_id
 from maxim_otel_bridge.mapping.options import MappedPart, MappingOptions, Placement
-from maxim_otel_bridge.mapping.precedence import consumed_event_names, read_session_id
+from maxim_otel_bridge.mapping.precedence import consumed_event_names, forget_last_plan, read_session_id
 from maxim_otel_bridge.mapping.tree import layout
-from maxim_otel_bridge.mapping.values import bound_value, is_bounded
+from maxim_otel_bridge.mapping.values import bound_value, is_bounded, is_bounded_beside
 from maxim_otel_bridge.record import SpanRecord
 
 __all__ = ["map_trace_part"]
@@ -62,6 +64,37 @@ def _session_id(records: Mapping[str, SpanRecord], root: SpanRecord | None, orde
     return None
 
 
+_BUILT_PLAIN = ("messages", "result")
+"""A generation's items that hold only dicts with string keys, lists, strings, integers and None, a few levels
+deep: every input-messages and output-choices reader, and the completion result, build them so (a test checks
+it). They are the bulk of a model call's entity."""
+_EXACT_TYPES_ONLY = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError
+
+
+def _is_bounded_entity(entity: dict, limit: int) -> bool:
+    """`is_bounded(entity, limit)` for an entity as the builders made it (no content policy applied).
+
+    For a generation's messages and result, bounded means that no string in them is longer than `limit`, and
+    their JSON text is at least as long as any string in it (a character is at least one byte): when that
+    text fits, the walk skips them. A subclass of str, int, dict or list (whose length or items could say
+    otherwise), or an integer beyond 64 bits, makes orjson refuse, and then the walk decides.
+    """
+    if type(entity) is dict and entity.get("type") == GENERATION:
+        try:
+            text = orjson.dumps(
+                (entity.get("messages"), entity.get("result")), default=_refuse, option=_EXACT_TYPES_ONLY
+            )
+        except orjson.JSONEncodeError:
+            text = None
+        if text is not None and len(text) <= limit:
+            return is_bounded_beside(entity, limit, _BUILT_PLAIN)
+    return is_bounded(entity, limit)
+
+
 def _map_one_trace(
     trace_id: str, records: dict[str, SpanRecord], options: MappingOptions, known: Mapping[str, Placement]
 ) -> MappedPart:
@@ -71,12 +104,15 @@ def _map_one_trace(
 
     span_entities: list[dict] = []
     root_entity: dict | None = None
+    wheres: dict[tuple[str | None, bool], Where] = {}  # a trace's spans hang under a few parents: one each
     for span_id in plan.order:
         record = records[span_id]
         kind = kinds[span_id]
         parent = plan.placements[span_id].parent
         include_resource = root is None or (record.resource is not root.resource and record.resource != root.resource)
-        where = Where(trace_id, parent, include_resource=include_resource)
+        where = wheres.get((parent, include_resource))
+        if where is None:
+            where = wheres[parent, include_resource] = Where(trace_id, parent, include_resource=include_resource)
         entity = with_entity_fields(BUILDERS[kind](record, where, options), record.attributes)
         span_entities.append(entity)
         if record is root:
@@ -96,9 +132,10 @@ def _map_one_trace(
     entities.extend(placeholder_span_entity(span_id, trace_id) for span_id in plan.placeholders)
     entities.extend(span_entities)
     # The policy sees whole strings: truncating first could cut a secret in two and let its head pass.
-    entities = apply_content_policy(entities, options)
+    as_built = apply_content_policy(entities, options)
+    check = _is_bounded_entity if as_built is entities else is_bounded
     limit = options.max_value_chars
-    bounded = [entity if is_bounded(entity, limit) else bound_value(entity, limit) for entity in entities]
+    bounded = [entity if check(entity, limit) else bound_value(entity, limit) for entity in as_built]
     return MappedPart(entities=bounded, placements=plan.placements)
 
 
@@ -115,6 +152,7 @@ def map_trace_part(
     `skipped`; a duplicate span id keeps its last record. Records of several traces are mapped trace by
     trace (sorted by trace id), though callers are expected to pass one.
     """
+    forget_last_plan()
     by_trace: dict[str, dict[str, SpanRecord]] = {}
     skipped: list[str] = []
     for record in records:

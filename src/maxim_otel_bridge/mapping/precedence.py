@@ -1,7 +1,8 @@
 """Which convention wins for each target field: the one place the order is declared.
 
 The order follows conventions.md section 7. To support a new convention, write a module under
-`conventions/` exposing a `Convention` and insert it in the tuples below; nothing else changes.
+`conventions/` exposing a `Convention` and insert it in the tuples below; nothing else changes. A convention
+that declares what a reader answers from (`Convention.inputs`) lets spans without those inputs skip it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from maxim_otel_bridge.mapping.candidates import (
     Convention,
+    Inputs,
     Reader,
     RetrievalInfo,
     ToolInfo,
@@ -39,6 +41,7 @@ __all__ = [
     "consumed_by",
     "consumed_event_names",
     "first",
+    "forget_last_plan",
     "read_retrieval",
     "read_session_id",
     "read_tool",
@@ -94,15 +97,85 @@ _READERS: dict[str, tuple[Reader, ...]] = {
     field: tuple(reader for reader in (getattr(c, field) for c in order) if reader is not None)
     for field, order in PRECEDENCE.items()
 }
+_READER_INPUTS: dict[str, tuple[tuple[Reader, Inputs | None], ...]] = {
+    field: tuple((getattr(c, field), c.inputs.get(field)) for c in order if getattr(c, field) is not None)
+    for field, order in PRECEDENCE.items()
+}
+
+_PLAN_MAX_KEYS = 64
+"""Spans with more attribute keys (or distinct event names) than this run every reader: no plan is kept."""
+_PLAN_MAX_ENTRIES = 1024
+"""Shapes remembered; past it the memo starts over (junk spans can have any number of shapes)."""
+_plans: dict[tuple[tuple[str, ...], tuple[str, ...]], dict[str, tuple[Reader, ...]]] = {}
+
+
+def _plan(keys: tuple[str, ...], event_names: tuple[str, ...]) -> dict[str, tuple[Reader, ...]]:
+    """Each field's readers that can answer on a span of this shape: the others would return None."""
+    if not all(type(key) is str for key in keys) or not all(type(name) is str for name in event_names):
+        return _READERS
+    return {
+        field: tuple(reader for reader, inputs in pairs if inputs is None or inputs.present(keys, event_names))
+        for field, pairs in _READER_INPUTS.items()
+    }
+
+
+def _readers_for(record: SpanRecord) -> dict[str, tuple[Reader, ...]]:
+    """The plan for this span's shape: its attribute keys and event names, remembered per shape.
+
+    The readers of most conventions find none of their keys on a given span (an openai-v2 chat span carries
+    no OpenInference, Traceloop or Vercel key), and every field of every span asked all of them.
+    """
+    attributes = record.attributes
+    if type(attributes) is not dict or len(attributes) > _PLAN_MAX_KEYS:
+        return _READERS  # another mapping may answer `get` for keys it does not list
+    events = record.events
+    if events:
+        try:
+            names = tuple({event.name: None for event in events})
+        except (AttributeError, TypeError):  # not event records, or an unhashable name: the readers decide
+            return _READERS
+        if len(names) > _PLAN_MAX_KEYS:
+            return _READERS
+    else:
+        names = ()
+    shape = (tuple(attributes), names)
+    plan = _plans.get(shape)
+    if plan is None:
+        plan = _plan(*shape)
+        if len(_plans) >= _PLAN_MAX_ENTRIES:
+            _plans.clear()
+        _plans[shape] = plan
+    return plan
+
+
+# The builders of one entity ask several fields of the same span in a row: its plan is kept until another span
+# asks. `map_trace_part` forgets it on entry, so a span whose attributes changed between two calls is planned again.
+_last_plan: tuple[SpanRecord | None, dict[str, tuple[Reader, ...]]] = (None, _READERS)
+
+
+def _readers_of(record: SpanRecord) -> dict[str, tuple[Reader, ...]]:
+    global _last_plan
+    last = _last_plan
+    if last[0] is record:
+        return last[1]
+    plan = _readers_for(record)
+    _last_plan = (record, plan)  # one reference swap: a race only plans twice
+    return plan
+
+
+def forget_last_plan() -> None:
+    """Drop the remembered plan of the last span asked about."""
+    global _last_plan
+    _last_plan = (None, _READERS)
 
 
 def _candidates(field: str, record: SpanRecord) -> list[Any]:
-    return [reader(record) for reader in _READERS[field]]
+    return [reader(record) for reader in _readers_of(record)[field]]
 
 
 def first(field: str, record: SpanRecord) -> Any:
     """The first convention's value for `field` on this span, or None when no convention has one."""
-    for reader in _READERS[field]:
+    for reader in _readers_of(record)[field]:
         value = reader(record)
         if value is not None:
             return value
@@ -111,11 +184,19 @@ def first(field: str, record: SpanRecord) -> Any:
 
 def read_usage(record: SpanRecord) -> Usage | None:
     """Usage merged count by count, so a total from one convention completes counts from another."""
-    return merge_usage(_candidates("usage", record))
+    readers = _readers_of(record)["usage"]
+    if len(readers) == 1:  # the usual plan: one convention's keys, nothing to merge
+        usage = readers[0](record)
+        return None if usage is None or usage.is_empty() else usage
+    return merge_usage([reader(record) for reader in readers])
 
 
 def read_tool(record: SpanRecord) -> ToolInfo:
-    found = [info for info in _candidates("tool", record) if info is not None]
+    readers = _readers_of(record)["tool"]
+    if len(readers) == 1:  # the usual plan: one convention's keys, nothing to merge
+        info = readers[0](record)
+        return info if info is not None else ToolInfo()
+    found = [info for info in (reader(record) for reader in readers) if info is not None]
     if len(found) == 1:
         return found[0]  # the usual case, one convention: nothing to merge
     merged: dict[str, Any] = {}

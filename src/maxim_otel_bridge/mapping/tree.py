@@ -37,11 +37,20 @@ class Layout:
 def layout(records: Mapping[str, SpanRecord], kinds: Mapping[str, str], known: Mapping[str, Placement]) -> Layout:
     placements: dict[str, Placement] = {}
     placeholders: dict[str, None] = {}
+    # Placements are frozen values, and a trace's spans share a few (entity type, parent) pairs: one object each.
+    made: dict[tuple[str, str | None], Placement] = {}
+
+    def placement_of(entity_type: str, parent: str | None) -> Placement:
+        placement = made.get((entity_type, parent))
+        if placement is None:
+            placement = made[entity_type, parent] = Placement(entity_type, parent)
+        return placement
 
     def maxim_parent(start: str) -> str | None:
-        # Walk up the OTel ancestry until a Maxim span (or the top) is found; iterative and cycle-safe.
-        chain: list[str] = []
-        seen: set[str] = set()
+        # Walk up the OTel ancestry until a Maxim span (or the top) is found; iterative and cycle-safe. Most spans
+        # hang right under a Maxim span: the leaves walked through, and the cycle guard, are made at the first leaf.
+        chain: list[str] | None = None
+        seen: set[str] | None = None
         parent_id = records[start].parent_span_id
         result: str | None = None
         while parent_id is not None:
@@ -50,14 +59,17 @@ def layout(records: Mapping[str, SpanRecord], kinds: Mapping[str, str], known: M
                 result = parent_id if placement.entity_type == SPAN else placement.parent
                 break
             if parent_id in records:
-                if parent_id in seen or parent_id == start:
+                if parent_id == start or (seen is not None and parent_id in seen):
                     result = None  # a cycle in junk input: hang under the trace
                     break
-                seen.add(parent_id)
                 if kinds[parent_id] == SPAN:
                     result = parent_id
                     break
-                chain.append(parent_id)
+                if chain is None or seen is None:
+                    chain, seen = [parent_id], {parent_id}
+                else:
+                    chain.append(parent_id)
+                    seen.add(parent_id)
                 parent_id = records[parent_id].parent_span_id
                 continue
             if parent_id in known:
@@ -66,24 +78,26 @@ def layout(records: Mapping[str, SpanRecord], kinds: Mapping[str, str], known: M
                 break
             if len(parent_id) <= 64 and is_valid_id(parent_id):
                 placeholders[parent_id] = None
-                placements[parent_id] = Placement(SPAN, None)
+                placements[parent_id] = placement_of(SPAN, None)
                 result = parent_id
             break
         # Every leaf walked through hangs under the same Maxim parent: remember it.
-        for leaf in chain:
-            placements.setdefault(leaf, Placement(kinds[leaf], result))
+        for leaf in chain or ():
+            if leaf not in placements:
+                placements[leaf] = placement_of(kinds[leaf], result)
         return result
 
     for span_id in sorted(records):
         if span_id not in placements:
-            placements[span_id] = Placement(kinds[span_id], maxim_parent(span_id))
+            placements[span_id] = placement_of(kinds[span_id], maxim_parent(span_id))
 
     children: dict[str | None, list[str]] = {}
     for span_id in records:
         parent = placements[span_id].parent
         children.setdefault(parent if parent in records else None, []).append(span_id)
+    by_start = {span_id: (record.start_ns, span_id) for span_id, record in records.items()}
     for siblings in children.values():
-        siblings.sort(key=lambda s: (records[s].start_ns, s))
+        siblings.sort(key=by_start.__getitem__)
     order: list[str] = []
     visited: set[str] = set()
 
@@ -99,9 +113,9 @@ def layout(records: Mapping[str, SpanRecord], kinds: Mapping[str, str], known: M
 
     for span_id in children.get(None, []):
         visit(span_id)
-    for span_id in sorted(records, key=lambda s: (records[s].start_ns, s)):
+    for span_id in sorted(records, key=by_start.__getitem__):
         if span_id not in visited:
             # Spans parented in a circle (junk input): the earliest becomes a top-level span.
-            placements[span_id] = Placement(kinds[span_id], None)
+            placements[span_id] = placement_of(kinds[span_id], None)
             visit(span_id)
     return Layout(placements=placements, placeholders=tuple(placeholders), order=tuple(order))

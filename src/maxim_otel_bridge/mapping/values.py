@@ -8,12 +8,21 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any
 
 import orjson
 
-__all__ = ["TRUNCATION_MARKER", "bound_value", "is_bounded", "tag_value", "to_json_text", "to_text", "truncate_text"]
+__all__ = [
+    "TRUNCATION_MARKER",
+    "bound_value",
+    "is_bounded",
+    "is_bounded_beside",
+    "tag_value",
+    "to_json_text",
+    "to_text",
+    "truncate_text",
+]
 
 TRUNCATION_MARKER = "...[truncated {dropped} chars]"
 """Appended to a string cut at the limit; `dropped` is how many characters were removed."""
@@ -112,6 +121,23 @@ def is_bounded(value: Any, limit: int, _depth: int = 0) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
     return False
+
+
+def is_bounded_beside(value: dict[str, Any], limit: int, known: Container[str]) -> bool:
+    """`is_bounded(value, limit)` for a dict whose items under the keys `known` are already known to be bounded:
+    those are not walked again."""
+    if type(value) is not dict:
+        return is_bounded(value, limit)
+    for k, v in value.items():
+        if type(k) is not str:
+            return False
+        item = type(v)
+        if item is str:
+            if len(v) > limit > 0 and k not in ID_KEYS:
+                return False
+        elif k not in known and not (item is int or v is None or item is bool or is_bounded(v, limit, 1)):
+            return False
+    return True
 
 
 def _default(value: Any) -> Any:

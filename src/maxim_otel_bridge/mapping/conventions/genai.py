@@ -7,9 +7,11 @@ from typing import Any
 from maxim_otel_bridge.mapping.candidates import (
     Choice,
     Convention,
+    Inputs,
     RetrievalInfo,
     ToolInfo,
     Usage,
+    reads,
     retrieval_info,
     tool_info,
 )
@@ -21,7 +23,7 @@ from maxim_otel_bridge.mapping.messages import (
     normalize_finish_reason,
     text_of_messages,
 )
-from maxim_otel_bridge.mapping.params import genai_params
+from maxim_otel_bridge.mapping.params import PARAM_PREFIXES, genai_params
 from maxim_otel_bridge.mapping.usage import usage_from
 from maxim_otel_bridge.mapping.values import to_json_text, to_text
 from maxim_otel_bridge.record import SpanRecord
@@ -41,6 +43,22 @@ _USAGE_DETAILS = {
     "gen_ai.usage.cache_creation_input_tokens": "cache_creation_input_tokens",
     "gen_ai.usage.reasoning_tokens": "reasoning_output_tokens",
 }
+
+_USAGE_KEYS = (
+    "gen_ai.usage.input_tokens",
+    "gen_ai.usage.prompt_tokens",
+    "gen_ai.usage.output_tokens",
+    "gen_ai.usage.completion_tokens",
+    "gen_ai.usage.total_tokens",
+)
+_TOOL_KEYS = (
+    "gen_ai.tool.name",
+    "gen_ai.tool.call.id",
+    "gen_ai.tool.description",
+    "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result",
+)
+_RETRIEVAL_KEYS = ("gen_ai.retrieval.query.text", "gen_ai.retrieval.documents")
 
 _CONSUMED = {
     "generation": frozenset({INPUT_MESSAGES, OUTPUT_MESSAGES, SYSTEM_INSTRUCTIONS}),
@@ -81,7 +99,12 @@ def _finish_reasons(record: SpanRecord) -> list[str] | None:
     reasons = coerce_str_list(coerce_list(value) if isinstance(value, str) and value.startswith("[") else value)
     if not reasons:
         return None
-    return [reason for reason in (normalize_finish_reason(r) for r in reasons) if reason is not None]
+    normalized = []
+    for raw in reasons:
+        reason = normalize_finish_reason(raw)
+        if reason is not None:
+            normalized.append(reason)
+    return normalized
 
 
 def _response_id(record: SpanRecord) -> str | None:
@@ -96,9 +119,9 @@ def _usage(record: SpanRecord) -> Usage | None:
     # The deprecated prompt/completion keys are still emitted by older instrumentations: never drop them.
     return usage_from(
         record.attributes,
-        input_keys=("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens"),
-        output_keys=("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens"),
-        total_keys=("gen_ai.usage.total_tokens",),
+        input_keys=_USAGE_KEYS[0:2],
+        output_keys=_USAGE_KEYS[2:4],
+        total_keys=_USAGE_KEYS[4:5],
         detail_keys=_USAGE_DETAILS,
     )
 
@@ -109,12 +132,13 @@ def _first_chunk_seconds(record: SpanRecord) -> float | None:
 
 def _tool(record: SpanRecord) -> ToolInfo | None:
     a = record.attributes
+    name, call_id, description, arguments, result = _TOOL_KEYS
     return tool_info(
-        name=coerce_str(a.get("gen_ai.tool.name")),
-        call_id=coerce_str(a.get("gen_ai.tool.call.id")),
-        description=coerce_str(a.get("gen_ai.tool.description")),
-        arguments=to_text(a.get("gen_ai.tool.call.arguments")),
-        result=to_text(a.get("gen_ai.tool.call.result")),
+        name=coerce_str(a.get(name)),
+        call_id=coerce_str(a.get(call_id)),
+        description=coerce_str(a.get(description)),
+        arguments=to_text(a.get(arguments)),
+        result=to_text(a.get(result)),
     )
 
 
@@ -131,10 +155,8 @@ def _documents(value: Any) -> tuple[str, ...] | None:
 
 def _retrieval(record: SpanRecord) -> RetrievalInfo | None:
     a = record.attributes
-    return retrieval_info(
-        query=to_text(a.get("gen_ai.retrieval.query.text")),
-        documents=_documents(a.get("gen_ai.retrieval.documents")),
-    )
+    query, documents = _RETRIEVAL_KEYS
+    return retrieval_info(query=to_text(a.get(query)), documents=_documents(a.get(documents)))
 
 
 def _session_id(record: SpanRecord) -> str | None:
@@ -159,6 +181,25 @@ def _consumes(entity_type: str, key: str) -> bool:
     return key in _CONSUMED.get(entity_type, ())
 
 
+_MESSAGES_IN = reads(SYSTEM_INSTRUCTIONS, INPUT_MESSAGES)
+_MESSAGES_OUT = reads(OUTPUT_MESSAGES)
+_INPUTS: dict[str, Inputs] = {
+    "model": reads("gen_ai.response.model", "gen_ai.request.model"),
+    "provider": reads("gen_ai.provider.name", "gen_ai.system"),
+    "input_messages": _MESSAGES_IN,
+    "output_choices": _MESSAGES_OUT,
+    "finish_reasons": reads("gen_ai.response.finish_reasons"),
+    "response_id": reads("gen_ai.response.id"),
+    "params": reads(prefixes=PARAM_PREFIXES),
+    "usage": reads(*_USAGE_KEYS, *_USAGE_DETAILS),
+    "first_chunk_seconds": reads("gen_ai.response.time_to_first_chunk"),
+    "tool": reads(*_TOOL_KEYS),
+    "retrieval": reads(*_RETRIEVAL_KEYS),
+    "session_id": reads("gen_ai.conversation.id"),
+    "input_text": _MESSAGES_IN,
+    "output_text": _MESSAGES_OUT,
+}
+
 GENAI = Convention(
     name="gen_ai",
     model=_model,
@@ -176,4 +217,5 @@ GENAI = Convention(
     input_text=_input_text,
     output_text=_output_text,
     consumes=_consumes,
+    inputs=_INPUTS,
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from maxim_otel_bridge.mapping.candidates import Choice, Convention
+from maxim_otel_bridge.mapping.candidates import Choice, Convention, reads
 from maxim_otel_bridge.mapping.coerce import coerce_list, coerce_mapping
 from maxim_otel_bridge.mapping.conventions.genai import (
     OUTPUT_MESSAGES,
@@ -127,6 +127,7 @@ DETAILS_EVENT = Convention(
     input_messages=_details_input,
     output_choices=_details_output,
     consumed_events={"generation": frozenset({DETAILS})},
+    inputs={"input_messages": reads(events=(DETAILS,)), "output_choices": reads(events=(DETAILS,))},
 )
 
 MESSAGE_EVENTS = Convention(
@@ -134,6 +135,7 @@ MESSAGE_EVENTS = Convention(
     input_messages=_message_events_input,
     output_choices=_choice_events_output,
     consumed_events={"generation": frozenset({*MESSAGE_ROLES, CHOICE})},
+    inputs={"input_messages": reads(events=tuple(MESSAGE_ROLES)), "output_choices": reads(events=(CHOICE,))},
 )
 
 LEGACY_CONTENT_EVENTS = Convention(
@@ -141,4 +143,5 @@ LEGACY_CONTENT_EVENTS = Convention(
     input_messages=_legacy_input,
     output_choices=_legacy_output,
     consumed_events={"generation": frozenset({PROMPT, COMPLETION})},
+    inputs={"input_messages": reads(events=(PROMPT,)), "output_choices": reads(events=(COMPLETION,))},
 )

@@ -11,6 +11,7 @@ from maxim_otel_bridge.mapping.candidates import (
     Convention,
     RetrievalInfo,
     ToolInfo,
+    reads,
     tool_info,
 )
 from maxim_otel_bridge.mapping.coerce import coerce_str
@@ -66,4 +67,14 @@ GENERIC = Convention(
     output_choices=_output_choices,
     tool=_tool,
     retrieval=_retrieval,
+    inputs={
+        "session_id": reads("session.id"),
+        "user_id": reads("user.id"),
+        "input_text": reads("input.value"),
+        "output_text": reads("output.value"),
+        "input_messages": reads("input.value"),
+        "output_choices": reads("output.value"),
+        "tool": reads("input.value", "output.value"),
+        "retrieval": reads("input.value"),
+    },
 )

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from maxim_otel_bridge.mapping.candidates import Convention
+from maxim_otel_bridge.mapping.candidates import Convention, reads
 from maxim_otel_bridge.mapping.coerce import coerce_float, coerce_str, parse_json
 from maxim_otel_bridge.mapping.keysets import KeySetMemo
 from maxim_otel_bridge.mapping.values import tag_value
@@ -262,4 +262,10 @@ def _consumes(entity_type: str, key: str) -> bool:
     return False
 
 
-MAXIM = Convention(name="maxim", session_id=_session_id, user_id=_user_id, consumes=_consumes)
+MAXIM = Convention(
+    name="maxim",
+    session_id=_session_id,
+    user_id=_user_id,
+    consumes=_consumes,
+    inputs={"session_id": reads(SESSION_ID_KEY), "user_id": reads(USER_ID_KEY)},
+)

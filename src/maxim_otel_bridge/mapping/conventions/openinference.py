@@ -11,6 +11,7 @@ from maxim_otel_bridge.mapping.candidates import (
     RetrievalInfo,
     ToolInfo,
     Usage,
+    reads,
     retrieval_info,
     tool_info,
 )
@@ -196,4 +197,20 @@ OPENINFERENCE = Convention(
     retrieval=_retrieval,
     consumes=_consumes,
     consumed_events={"generation": frozenset({FIRST_TOKEN_EVENT})},
+    inputs={
+        "model": reads(
+            "llm.response.model_name", "llm.model_name", "llm.request.model_name", "llm.invocation_parameters"
+        ),
+        "provider": reads("llm.provider", "llm.system"),
+        "input_messages": reads(prefixes=(INPUT,)),
+        "output_choices": reads(prefixes=(OUTPUT,)),
+        "finish_reasons": reads("llm.finish_reason"),
+        "params": reads("llm.invocation_parameters"),
+        "usage": reads(
+            "llm.token_count.prompt", "llm.token_count.completion", "llm.token_count.total", *_USAGE_DETAILS
+        ),
+        "first_chunk_seconds": reads(events=(FIRST_TOKEN_EVENT,)),
+        "tool": reads("tool.name", "tool.id", "tool_call.id", "tool.description"),
+        "retrieval": reads("reranker.query", prefixes=(DOCUMENTS, RERANKED)),
+    },
 )

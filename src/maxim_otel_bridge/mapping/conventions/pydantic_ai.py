@@ -4,7 +4,7 @@ responses on `running tool` spans (before instrumentation version 3), and an age
 
 from __future__ import annotations
 
-from maxim_otel_bridge.mapping.candidates import Convention, ToolInfo, tool_info
+from maxim_otel_bridge.mapping.candidates import Convention, ToolInfo, reads, tool_info
 from maxim_otel_bridge.mapping.messages import genai_messages, text_of_messages
 from maxim_otel_bridge.mapping.values import to_text
 from maxim_otel_bridge.record import SpanRecord
@@ -32,5 +32,14 @@ def _consumes(entity_type: str, key: str) -> bool:
 
 
 PYDANTIC_AI = Convention(
-    name="pydantic_ai", tool=_tool, input_text=_input_text, output_text=_output_text, consumes=_consumes
+    name="pydantic_ai",
+    tool=_tool,
+    input_text=_input_text,
+    output_text=_output_text,
+    consumes=_consumes,
+    inputs={
+        "tool": reads("tool_arguments", "tool_response"),
+        "input_text": reads("pydantic_ai.all_messages"),
+        "output_text": reads("final_result"),
+    },
 )

@@ -15,6 +15,7 @@ from maxim_otel_bridge.mapping.candidates import (
     RetrievalInfo,
     ToolInfo,
     Usage,
+    reads,
     tool_info,
 )
 from maxim_otel_bridge.mapping.coerce import coerce_str
@@ -196,5 +197,19 @@ TRACELOOP = Convention(
     consumed_events={
         "retrieval": frozenset({"db.query.result"}),
         "generation": frozenset({"gen_ai.content.completion.chunk"}),
+    },
+    inputs={
+        "input_messages": reads(prefixes=(PROMPT,)),
+        "output_choices": reads(prefixes=(COMPLETION,)),
+        "params": reads(*_PARAMS),
+        "session_id": reads(_ASSOCIATION + "session_id"),
+        "user_id": reads(_ASSOCIATION + "user_id"),
+        "usage": reads("llm.usage.total_tokens"),
+        "tool": reads(
+            "traceloop.span.kind", "traceloop.entity.name", "traceloop.entity.input", "traceloop.entity.output"
+        ),
+        "retrieval": reads(events=("db.query.result",)),
+        "input_text": reads("traceloop.entity.input"),
+        "output_text": reads("traceloop.entity.output"),
     },
 )

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from maxim_otel_bridge.mapping.candidates import Choice, Convention, ToolInfo, Usage, tool_info
+from maxim_otel_bridge.mapping.candidates import Choice, Convention, ToolInfo, Usage, reads, tool_info
 from maxim_otel_bridge.mapping.coerce import coerce_float, coerce_list, coerce_str
 from maxim_otel_bridge.mapping.ids import tool_call_id
 from maxim_otel_bridge.mapping.messages import (
@@ -135,12 +135,30 @@ def _user_id(record: SpanRecord) -> str | None:
     return coerce_str(record.attributes.get("ai.telemetry.metadata.userId"))
 
 
+_USAGE_KEYS = (
+    "ai.usage.promptTokens",
+    "ai.usage.inputTokens",
+    "ai.usage.completionTokens",
+    "ai.usage.outputTokens",
+    "ai.usage.tokens",
+    "ai.usage.totalTokens",
+)
+_TOOL_KEYS = (
+    "ai.toolCall.name",
+    "ai.toolCall.id",
+    "ai.toolCall.args",
+    "ai.toolCall.input",
+    "ai.toolCall.result",
+    "ai.toolCall.output",
+)
+
+
 def _usage(record: SpanRecord) -> Usage | None:
     return usage_from(
         record.attributes,
-        input_keys=("ai.usage.promptTokens", "ai.usage.inputTokens"),
-        output_keys=("ai.usage.completionTokens", "ai.usage.outputTokens"),
-        total_keys=("ai.usage.tokens", "ai.usage.totalTokens"),
+        input_keys=_USAGE_KEYS[0:2],
+        output_keys=_USAGE_KEYS[2:4],
+        total_keys=_USAGE_KEYS[4:6],
     )
 
 
@@ -224,4 +242,20 @@ VERCEL = Convention(
     input_text=_input_text,
     output_text=_output_text,
     consumes=_consumes,
+    inputs={
+        "model": reads("ai.response.model", "ai.model.id"),
+        "provider": reads("ai.model.provider"),
+        "input_messages": reads("ai.prompt.messages"),
+        "output_choices": reads("ai.response.text", "ai.response.toolCalls"),
+        "finish_reasons": reads("ai.response.finishReason"),
+        "response_id": reads("ai.response.id"),
+        "params": reads(prefixes=(_SETTINGS,)),
+        "session_id": reads("ai.telemetry.metadata.sessionId"),
+        "user_id": reads("ai.telemetry.metadata.userId"),
+        "usage": reads(*_USAGE_KEYS),
+        "first_chunk_seconds": reads("ai.response.msToFirstChunk"),
+        "tool": reads(*_TOOL_KEYS),
+        "input_text": reads("ai.prompt"),
+        "output_text": reads("ai.response.text"),
+    },
 )

@@ -129,6 +129,12 @@ def test_evaluators_that_cannot_go_anywhere_are_noted() -> None:
     assert e["plain"]["metadata"][IGNORED_KEY] == ["maxim.evaluate.variables.*: no maxim.evaluate to use them"]
 
 
+@pytest.mark.parametrize(("own", "kept"), [(5, [5]), ("a note", ["a note"]), (("x", "y"), ["x", "y"])])
+def test_a_spans_own_ignored_attribute_is_kept_before_the_notes(own: Any, kept: list[Any]) -> None:
+    e = mapped({}, lookup={**TOOL, IGNORED_KEY: own, "maxim.evaluate": ("x",)})
+    assert e["lookup"]["metadata"][IGNORED_KEY] == [*kept, "maxim.evaluate: Maxim's toolCall takes no evaluators"]
+
+
 def test_feedback_on_the_root_span_is_the_traces() -> None:
     e = mapped({"maxim.feedback.score": 4, "maxim.feedback.comment": "useful"})
     assert e["trace"]["feedback"] == {"score": 4, "comment": "useful"}

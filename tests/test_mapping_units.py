@@ -804,3 +804,9 @@ def test_openinference_metadata_text_is_shown_as_the_object_it_holds(carried: st
     chain = SpanRecord("a" * 32, "b" * 16, None, "chain", 1, 2, attributes)
     (span,) = [e for e in map_trace_part([chain]).entities if e["type"] == "span"]
     assert span["metadata"]["metadata"] == shown
+
+
+@pytest.mark.parametrize("value", ["abc\n", "\nabc", "ab c", "", "a\u00e9"])
+def test_an_id_is_valid_only_when_every_character_is_allowed(value: str) -> None:
+    assert not is_valid_id(value)
+    assert is_valid_id("Ab_0-9")

@@ -14,14 +14,14 @@ from functools import lru_cache
 
 __all__ = ["error_id", "event_id", "is_valid_id", "iso_timestamp", "tool_call_id", "unix_seconds"]
 
-_ID_PATTERN = re.compile(r"^[a-zA-Z0-9_-]+$")
+_ID_PATTERN = re.compile(r"[a-zA-Z0-9_-]+")  # whole string: fullmatch, since `$` also matches before a final newline
 _NOT_ID_CHARS = re.compile(r"[^a-zA-Z0-9_-]")
 _MAX_ID_CHARS = 128
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def is_valid_id(value: str) -> bool:
-    return bool(_ID_PATTERN.match(value))
+    return _ID_PATTERN.fullmatch(value) is not None
 
 
 def safe_id(value: str) -> str:

@@ -185,7 +185,10 @@ def read_feedback(attributes: Mapping[str, Any]) -> tuple[dict[str, Any] | None,
 def _note(entity: dict[str, Any], ignored: list[str]) -> None:
     if ignored:
         metadata = entity.setdefault("metadata", {})
-        metadata[IGNORED_KEY] = [*metadata.get(IGNORED_KEY, ()), *ignored]
+        # The span may carry a `maxim.ignored` attribute of its own, of any type: it is kept, first.
+        earlier = metadata.get(IGNORED_KEY)
+        kept = earlier if isinstance(earlier, list) else [] if earlier is None else [earlier]
+        metadata[IGNORED_KEY] = [*kept, *ignored]
 
 
 def with_entity_fields(entity: dict[str, Any], attributes: Mapping[str, Any]) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,7 @@ __all__ = [
     "MalformedRequest",
     "decode_any_value",
     "decode_attributes",
+    "decode_bodies",
     "decode_encoded_spans",
     "decode_trace_request_json",
     "decode_trace_request_protobuf",
@@ -235,6 +236,27 @@ def decode_encoded_spans(data: bytes) -> list[SpanRecord]:
     if decoded.rejected:
         raise ValueError(f"encoded spans that are not valid: {decoded.error_message}")
     return list(decoded.records)
+
+
+def decode_bodies(bodies: Sequence[bytes]) -> list[SpanRecord]:
+    """The records of the spool's span bodies, in order.
+
+    An orjson record starts with `{`; anything else is an `EncodedSpan` (a protobuf request, whose first byte is
+    the tag of its field 1). Consecutive protobuf bodies are decoded together: concatenated, they are one request.
+    """
+    records: list[SpanRecord] = []
+    run: list[bytes] = []
+    for body in bodies:
+        if body[:1] == b"{":
+            if run:
+                records.extend(decode_encoded_spans(b"".join(run)))
+                run = []
+            records.append(SpanRecord.from_json_obj(orjson.loads(body)))
+        else:
+            run.append(body)
+    if run:
+        records.extend(decode_encoded_spans(b"".join(run)))
+    return records
 
 
 def _decode_resource_spans(

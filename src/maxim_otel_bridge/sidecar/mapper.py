@@ -32,7 +32,8 @@ from maxim_otel_bridge.log_events import LogEvent, attach_log_events
 from maxim_otel_bridge.mapping import MappingOptions, Placement, map_trace_part
 from maxim_otel_bridge.mapping.orphans import orphan_event_entities
 from maxim_otel_bridge.record import SpanRecord
-from maxim_otel_bridge.sidecar.spool import decode_bodies
+from maxim_otel_bridge.sidecar.memory import tune_malloc
+from maxim_otel_bridge.sidecar.otlp_decode import decode_bodies
 
 __all__ = ["InlineMapper", "Mapper", "ProcessMapper", "TraceInput", "TraceOutput", "map_traces"]
 
@@ -45,7 +46,7 @@ _DEFAULT_OPTIONS = MappingOptions()
 class TraceInput:
     trace_id: str
     blobs: Sequence[bytes]
-    """The spool's span bodies (`spool.decode_bodies`), in arrival order."""
+    """The spool's span bodies (`otlp_decode.decode_bodies`), in arrival order."""
     known: Mapping[str, tuple[str, str | None]]
     """Placements of spans shipped earlier, as (entity type, parent) pairs."""
     events: Sequence[bytes] = ()
@@ -178,6 +179,7 @@ def _init_worker(sidecar_pid: int) -> None:
     # the sidecar decides when its workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    tune_malloc()
     # A worker's parent is the forkserver, not the sidecar, and a sidecar killed with SIGKILL closes no pipe
     # the worker waits on: watch the sidecar itself and leave with it, so no orphan outlives a crash.
     threading.Thread(target=_exit_with, args=(sidecar_pid,), name="parent-watch", daemon=True).start()

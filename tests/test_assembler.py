@@ -189,7 +189,7 @@ def test_a_dead_mapping_worker_is_replaced_and_the_batch_still_mapped(spool: Spo
     mapper = ProcessMapper(workers=1)
     try:
         mapper.warm_up()
-        for pid in list(mapper._pool._processes):
+        for pid in mapper.worker_pids():
             os.kill(pid, signal.SIGKILL)
         spool.accept_spans(small_trace(30))
         [part] = Assembler(spool, wait_s=0, max_spans=10, mapper=mapper).claim()

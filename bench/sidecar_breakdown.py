@@ -101,7 +101,7 @@ def measure(requests: list[bytes], sink_url: str, workdir: Path, mapped: dict[st
 
 
 MAPPING = "mapping + entity JSON (reference: the mapping's work)"
-DECODING = "decoding the stored spans (reference: the mapping's first step)"
+DECODING = "decoding the stored spans (reference, in the mapping)"
 
 
 def main() -> None:

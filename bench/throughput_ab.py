@@ -1,11 +1,13 @@
 """The sidecar's throughput phase of `run.py --quick` for several sources or settings, alternating.
 
-    python bench/throughput_ab.py ROUNDS NAME=SRC:MAP_WORKERS [NAME=SRC:MAP_WORKERS ...]
+    python bench/throughput_ab.py ROUNDS NAME=SRC:MAP_WORKERS[,SETTING=VALUE ...] [NAME=... ...]
 
     python bench/throughput_ab.py 2 before=/tmp/old/src:0 after=:0 before-w1=/tmp/old/src:1 after-w1=:1
+    python bench/throughput_ab.py 2 now=:1 big=:1,MAXIM_BRIDGE_SHIP_MAX_SPANS=2000
 
 SRC is put first on the sidecar's PYTHONPATH (the `src` directory of an earlier commit, from `git archive`);
-empty runs the installed tree. MAP_WORKERS sets `map_workers`. Each run is a fresh sidecar fed 10 s of
+empty runs the installed tree. MAP_WORKERS sets `map_workers`; any further `MAXIM_BRIDGE_*` settings follow it,
+separated by commas. Each run is a fresh sidecar fed 10 s of
 closed-loop OTLP/gRPC load and drained, as in `run.py --quick`; one JSON line per run. Throughput on a shared
 machine moves with its other load: compare variants within one invocation, where they alternate.
 """
@@ -30,8 +32,13 @@ def main(argv: list[str]) -> None:
     variants = []
     for arg in argv[1:]:
         name, _, rest = arg.partition("=")
-        source, _, workers = rest.rpartition(":")
-        variants.append((name, source, workers or "0"))
+        source, _, tail = rest.rpartition(":")
+        workers, *assignments = tail.split(",")
+        settings = {"MAXIM_BRIDGE_MAP_WORKERS": workers or "0"}
+        for assignment in assignments:
+            key, _, value = assignment.partition("=")
+            settings[key] = value
+        variants.append((name, source, settings))
     spec = SpanSetSpec()
     spans = build_spans(spec)
     requests = encode_requests(spans)
@@ -42,7 +49,7 @@ def main(argv: list[str]) -> None:
         requests_path = workdir / "requests.pickle"
         requests_path.write_bytes(pickle.dumps(requests))
         for round_no in range(rounds):
-            for name, source, workers in variants:
+            for name, source, settings in variants:
                 if source:
                     os.environ["PYTHONPATH"] = source
                 else:
@@ -56,7 +63,7 @@ def main(argv: list[str]) -> None:
                     per_trace,
                     spec.spans_per_trace,
                     None,
-                    settings={"MAXIM_BRIDGE_MAP_WORKERS": workers},
+                    settings=settings,
                 )
                 line = {"variant": name, "round": round_no, "load_1min": round(os.getloadavg()[0], 2), **result}
                 print(json.dumps(line), flush=True)

@@ -13,7 +13,7 @@ from maxim_otel_bridge.deadletter import DeadLetterFile, read_dead_letters
 from maxim_otel_bridge.mapping import MappingOptions
 from maxim_otel_bridge.schema import validate_batch
 from maxim_otel_bridge.sidecar.assembler import Assembler
-from maxim_otel_bridge.sidecar.mapper import InlineMapper, ProcessMapper, TraceInput
+from maxim_otel_bridge.sidecar.mapper import InlineMapper, MappingWorkerError, ProcessMapper, TraceInput
 from maxim_otel_bridge.sidecar.otlp_decode import decode_trace_request_protobuf, split_trace_request_protobuf
 from maxim_otel_bridge.sidecar.spool import Spool
 
@@ -182,6 +182,38 @@ def test_mapping_in_a_worker_process_gives_the_same_entities(tmp_path: Path) -> 
         process_spool.close()
 
 
+def test_a_worker_that_cannot_start_is_reported_and_its_batches_are_mapped_here(
+    spool: Spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from maxim_otel_bridge.sidecar import mapper as mapper_module
+
+    monkeypatch.setattr(mapper_module, "_WORKER_MAIN", "import sys; sys.exit(3)")
+    mapper = ProcessMapper(workers=1)
+    try:
+        with pytest.raises(MappingWorkerError):
+            mapper.warm_up()  # the sidecar then maps in its shipping threads
+        spool.accept_spans(small_trace(32))
+        [part] = Assembler(spool, wait_s=0, max_spans=10, mapper=mapper).claim()
+        assert len(_valid(part.entities)) == 4
+        assert mapper.worker_pids() == []
+    finally:
+        mapper.close()
+
+
+def test_a_closed_process_mapper_leaves_no_worker_behind() -> None:
+    import os
+
+    mapper = ProcessMapper(workers=2)
+    mapper.warm_up()
+    pids = mapper.worker_pids()
+    assert len(pids) == 2
+    mapper.close()
+    assert mapper.worker_pids() == []
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # exited and reaped: not a zombie either
+
+
 def test_a_dead_mapping_worker_is_replaced_and_the_batch_still_mapped(spool: Spool) -> None:
     import os
     import signal
@@ -189,7 +221,7 @@ def test_a_dead_mapping_worker_is_replaced_and_the_batch_still_mapped(spool: Spo
     mapper = ProcessMapper(workers=1)
     try:
         mapper.warm_up()
-        for pid in list(mapper._pool._processes):
+        for pid in mapper.worker_pids():
             os.kill(pid, signal.SIGKILL)
         spool.accept_spans(small_trace(30))
         [part] = Assembler(spool, wait_s=0, max_spans=10, mapper=mapper).claim()

@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 __all__ = ["ENTITY_TYPES", "PROVIDERS", "MESSAGE_ROLES", "Problem", "validate_batch", "validate_entity"]
 
@@ -24,9 +25,17 @@ def _schemas() -> dict[str, Any]:
     return json.loads(resources.files(__package__).joinpath("batch_schema.json").read_text())
 
 
+def _new_validator(schema: dict[str, Any]) -> Draft202012Validator:
+    # Imported on first use: the sidecar and the mapping read only the enums below, and jsonschema with its
+    # dependencies would add megabytes to each of their processes.
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(schema)
+
+
 @cache
 def _validator(kind: str) -> Draft202012Validator:
-    return Draft202012Validator(_schemas()["entities"][kind])
+    return _new_validator(_schemas()["entities"][kind])
 
 
 ENTITY_TYPES: tuple[str, ...] = ("session", "trace", "span", "generation", "retrieval", "toolCall", "event")
@@ -84,7 +93,7 @@ def validate_batch(body: Any) -> list[Problem]:
         return [Problem(None, None, "", f"body must be a JSON object, got {type(body).__name__}")]
     problems = [
         Problem(None, None, _json_path(e.absolute_path), e.message)
-        for e in Draft202012Validator(_schemas()["envelope"]).iter_errors(body)
+        for e in _new_validator(_schemas()["envelope"]).iter_errors(body)
     ]
     logs = body.get("logs")
     if isinstance(logs, list):

@@ -11,7 +11,6 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,7 +22,7 @@ from maxim_otel_bridge.retry import BackoffPolicy
 from maxim_otel_bridge.sidecar.admin import AdminServer
 from maxim_otel_bridge.sidecar.assembler import Assembler
 from maxim_otel_bridge.sidecar.ingest import ReceiverLimits, TlsFiles
-from maxim_otel_bridge.sidecar.mapper import InlineMapper, Mapper, ProcessMapper
+from maxim_otel_bridge.sidecar.mapper import InlineMapper, Mapper, MappingWorkerError, ProcessMapper
 from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
 from maxim_otel_bridge.sidecar.settings import SidecarSettings
 from maxim_otel_bridge.sidecar.shipper import DestinationGate, Shipper, TimedTransport
@@ -98,7 +97,7 @@ class Sidecar:
             process_mapper = ProcessMapper(options, workers=s.map_workers)
             try:
                 process_mapper.warm_up()
-            except BrokenProcessPool as exc:
+            except MappingWorkerError as exc:
                 logger.error("mapping worker processes did not start (%s): mapping in the shipping threads", exc)
                 process_mapper.close()
             else:

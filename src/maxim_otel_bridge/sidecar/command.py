@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from maxim_otel_bridge.sidecar.app import Sidecar
+    from maxim_otel_bridge.sidecar.memory import tune_malloc
 
     try:
         settings = load_settings(args)
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         stop.set()
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    tune_malloc()  # before the sidecar starts its threads
     sidecar = Sidecar(settings)
     try:
         try:

@@ -15,16 +15,16 @@ event entities when the assembler gave up waiting for their span (`mapping.orpha
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
+import pickle
+import queue
 import signal
-import threading
-import time
+import struct
+import subprocess
+import sys
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, BinaryIO, Protocol
 
 import orjson
 
@@ -32,9 +32,19 @@ from maxim_otel_bridge.log_events import LogEvent, attach_log_events
 from maxim_otel_bridge.mapping import MappingOptions, Placement, map_trace_part
 from maxim_otel_bridge.mapping.orphans import orphan_event_entities
 from maxim_otel_bridge.record import SpanRecord
-from maxim_otel_bridge.sidecar.spool import decode_bodies
+from maxim_otel_bridge.sidecar.memory import tune_malloc
+from maxim_otel_bridge.sidecar.otlp_decode import decode_bodies
 
-__all__ = ["InlineMapper", "Mapper", "ProcessMapper", "TraceInput", "TraceOutput", "map_traces"]
+__all__ = [
+    "InlineMapper",
+    "Mapper",
+    "MappingWorkerError",
+    "ProcessMapper",
+    "TraceInput",
+    "TraceOutput",
+    "map_traces",
+    "serve_worker",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +55,7 @@ _DEFAULT_OPTIONS = MappingOptions()
 class TraceInput:
     trace_id: str
     blobs: Sequence[bytes]
-    """The spool's span bodies (`spool.decode_bodies`), in arrival order."""
+    """The spool's span bodies (`otlp_decode.decode_bodies`), in arrival order."""
     known: Mapping[str, tuple[str, str | None]]
     """Placements of spans shipped earlier, as (entity type, parent) pairs."""
     events: Sequence[bytes] = ()
@@ -170,67 +180,167 @@ class InlineMapper:
         pass
 
 
-PARENT_CHECK_S = 1.0
+class MappingWorkerError(RuntimeError):
+    """A mapping worker process could not be started or answered nothing."""
 
 
-def _init_worker(sidecar_pid: int) -> None:
-    # SIGINT from a terminal reaches the whole process group, and SIGTERM may too (a container runtime):
-    # the sidecar decides when its workers stop.
+# A frame: the pickle's length (8 bytes, little-endian), then the pickle.
+_FRAME = struct.Struct("<Q")
+
+_WORKER_MAIN = "from maxim_otel_bridge.sidecar.mapper import serve_worker; serve_worker()"
+
+WORKER_STOP_S = 5.0
+"""How long a closing worker gets to finish its batch and leave before it is killed."""
+
+
+def _write_frame(stream: BinaryIO, obj: object) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_FRAME.pack(len(data)))
+    stream.write(data)
+    stream.flush()
+
+
+def _read_frame(stream: BinaryIO) -> Any:
+    head = stream.read(_FRAME.size)
+    if len(head) < _FRAME.size:
+        raise EOFError("the pipe closed")
+    (size,) = _FRAME.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        raise EOFError("the pipe closed mid-frame")
+    return pickle.loads(data)  # noqa: S301 - frames come from the sidecar's own process, over its own pipe
+
+
+def serve_worker() -> None:
+    """A mapping worker's life: read the options, then map each batch read from stdin and write the outputs to
+    stdout, until stdin closes. It closes when the sidecar closes the worker or exits in any way (SIGKILL
+    included, since the kernel closes a dead process's pipes), so no worker outlives its sidecar."""
+    # The sidecar decides when its workers stop: SIGINT from a terminal or SIGTERM from a container runtime
+    # may reach every process of the group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # A worker's parent is the forkserver, not the sidecar, and a sidecar killed with SIGKILL closes no pipe
-    # the worker waits on: watch the sidecar itself and leave with it, so no orphan outlives a crash.
-    threading.Thread(target=_exit_with, args=(sidecar_pid,), name="parent-watch", daemon=True).start()
+    tune_malloc()
+    # Frames own the pipe: whatever else would be printed to stdout (by Python or a library) goes to stderr.
+    frames_out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    frames_in = sys.stdin.buffer
+    try:
+        options = _read_frame(frames_in)
+        while True:
+            inputs = _read_frame(frames_in)
+            _write_frame(frames_out, _map_packed(inputs, options))
+    except (EOFError, BrokenPipeError):
+        return  # the sidecar is gone or closed the worker
 
 
-def _exit_with(sidecar_pid: int) -> None:
-    while True:
-        time.sleep(PARENT_CHECK_S)
+class _Worker:
+    """One worker process, started when first needed and again after it died."""
+
+    def __init__(self, options: MappingOptions) -> None:
+        self.options = options
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def call(self, inputs: list[TraceInput]) -> list[_Packed]:
+        """Map `inputs` in the process. Raises MappingWorkerError when the process died or cannot start."""
         try:
-            os.kill(sidecar_pid, 0)
-        except ProcessLookupError:
-            os._exit(0)
-        except PermissionError:
-            pass  # alive, owned by another user (cannot happen for our own parent, but harmless)
+            process = self.process if self.process is not None else self._start()
+            assert process.stdin is not None and process.stdout is not None
+            _write_frame(process.stdin, inputs)
+            return _read_frame(process.stdout)
+        except (EOFError, OSError, pickle.UnpicklingError) as exc:
+            self.kill()
+            raise MappingWorkerError(f"the mapping worker process failed: {exc!r}") from None
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        # The worker finds the package where this process found it (an earlier tree on PYTHONPATH included).
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+        process = subprocess.Popen(
+            [sys.executable, "-c", _WORKER_MAIN],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            # Its own session: a terminal's Ctrl-C goes to the sidecar, which stops its workers itself.
+            start_new_session=True,
+        )
+        self.process = process
+        assert process.stdin is not None
+        _write_frame(process.stdin, self.options)
+        return process
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def close(self) -> None:
+        """Close the worker's input (it leaves after its batch); kill it if it does not within WORKER_STOP_S."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            if process.stdin is not None:
+                process.stdin.close()
+            process.wait(WORKER_STOP_S)
+        except (OSError, subprocess.TimeoutExpired):
+            process.kill()
+            process.wait()
+        finally:
+            if process.stdout is not None:
+                process.stdout.close()
+
+    def kill(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                try:
+                    stream.close()
+                except OSError:
+                    pass  # a pipe to a dead process may fail to flush: nothing to keep
 
 
 class ProcessMapper:
-    """Maps in `workers` processes (started with `forkserver`: forking a process that runs threads is unsafe)."""
+    """Maps in `workers` processes, each fed batches over a pipe by one shipping thread at a time.
+
+    The workers are plain child processes running `serve_worker`, started with the interpreter and path of the
+    sidecar, not multiprocessing's: a pool would add a forkserver and a resource tracker process (about 25 MB
+    together) and a thread to feed its queues. A worker that dies is restarted at its next batch, and the batch
+    it was given is mapped in the calling thread instead."""
 
     def __init__(self, options: MappingOptions = _DEFAULT_OPTIONS, workers: int = 1) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.options = options
         self.workers = workers
-        self._lock = threading.Lock()
-        self._pool = self._new_pool()
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
-            self.workers,
-            mp_context=multiprocessing.get_context("forkserver"),
-            initializer=_init_worker,
-            initargs=(os.getpid(),),
-        )
+        self._all = [_Worker(options) for _ in range(workers)]
+        self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        for worker in self._all:
+            self._idle.put(worker)
 
     def warm_up(self) -> None:
-        """Start the workers now (importing the mapping takes a moment) instead of at the first trace."""
-        for future in [self._pool.submit(_map_packed, [], self.options) for _ in range(self.workers)]:
-            future.result()
+        """Start the workers now (importing the mapping takes a moment) instead of at the first trace.
+        Raises MappingWorkerError when one does not start."""
+        for worker in self._all:
+            worker.call([])
+
+    def worker_pids(self) -> list[int]:
+        """The running workers' process ids."""
+        return [pid for pid in (worker.pid for worker in self._all) if pid is not None]
 
     def map(self, inputs: Sequence[TraceInput]) -> list[TraceOutput]:
-        pool = self._pool
+        worker = self._idle.get()
         try:
-            return _unpack(pool.submit(_map_packed, list(inputs), self.options).result())
-        except BrokenProcessPool:
-            # A worker died (killed, out of memory): map this batch here and start fresh workers.
-            with self._lock:
-                if self._pool is pool:
-                    logger.error("a mapping worker process died; starting new ones")
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    self._pool = self._new_pool()
+            packed = worker.call(list(inputs))
+        except MappingWorkerError as exc:
+            # Killed, out of memory, or not startable: map this batch here; the next one starts a new worker.
+            logger.error("%s; mapping its batch here, a new worker starts with the next batch", exc)
             return map_traces(inputs, self.options)
+        finally:
+            self._idle.put(worker)
+        return _unpack(packed)
 
     def close(self) -> None:
-        with self._lock:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        for worker in self._all:
+            worker.close()

@@ -24,7 +24,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +51,7 @@ __all__ = [
     "MalformedRequest",
     "decode_any_value",
     "decode_attributes",
+    "decode_bodies",
     "decode_encoded_spans",
     "decode_trace_request_json",
     "decode_trace_request_protobuf",
@@ -237,6 +238,27 @@ def decode_encoded_spans(data: bytes) -> list[SpanRecord]:
     return list(decoded.records)
 
 
+def decode_bodies(bodies: Sequence[bytes]) -> list[SpanRecord]:
+    """The records of the spool's span bodies, in order.
+
+    An orjson record starts with `{`; anything else is an `EncodedSpan` (a protobuf request, whose first byte is
+    the tag of its field 1). Consecutive protobuf bodies are decoded together: concatenated, they are one request.
+    """
+    records: list[SpanRecord] = []
+    run: list[bytes] = []
+    for body in bodies:
+        if body[:1] == b"{":
+            if run:
+                records.extend(decode_encoded_spans(b"".join(run)))
+                run = []
+            records.append(SpanRecord.from_json_obj(orjson.loads(body)))
+        else:
+            run.append(body)
+    if run:
+        records.extend(decode_encoded_spans(b"".join(run)))
+    return records
+
+
 def _decode_resource_spans(
     resource_spans: ResourceSpans, resource: Mapping[str, Any], out: list[SpanRecord], problems: _Problems
 ) -> None:
@@ -258,22 +280,24 @@ def _decode_span(
     problems: _Problems,
 ) -> SpanRecord:
     status = span.status  # each access to a sub-message builds a wrapper: read it once
+    events = span.events
+    # Positional, in field order: keywords cost a lookup each, and this runs once per span.
     return SpanRecord(
-        trace_id=_decode_trace_id(span.trace_id),
-        span_id=_decode_span_id(span.span_id, "span_id"),
-        parent_span_id=_decode_parent_span_id(span.parent_span_id),
-        name=span.name,
-        start_ns=span.start_time_unix_nano,
-        end_ns=span.end_time_unix_nano,
-        attributes=decode_attributes(span.attributes),
-        events=tuple(_decode_event(event) for event in span.events),
-        links=_decode_links(span, problems),
-        kind=_decode_kind(span.kind),
-        status_code=_decode_status_code(status.code),
-        status_message=status.message,
-        resource=resource,
-        scope_name=scope_name,
-        scope_version=scope_version,
+        _decode_trace_id(span.trace_id),
+        _decode_span_id(span.span_id, "span_id"),
+        _decode_parent_span_id(span.parent_span_id),
+        span.name,
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+        decode_attributes(span.attributes),
+        tuple([_decode_event(event) for event in events]) if events else (),
+        _decode_links(span, problems) if span.links else (),
+        _decode_kind(span.kind),
+        _decode_status_code(status.code),
+        status.message,
+        resource,
+        scope_name,
+        scope_version,
     )
 
 
@@ -339,8 +363,13 @@ def decode_attributes(attributes: Iterable[KeyValue]) -> dict[str, Any]:
     """Repeated `KeyValue` -> dict of JSON values; a key without a value is left out (as the SDK does)."""
     result: dict[str, Any] = {}
     for kv in attributes:
-        # Scalars inline: attributes are the hot loop of decoding, and most values are strings or numbers.
+        # Scalars inline: attributes are the hot loop of decoding. Most values are strings, and a non-empty
+        # `string_value` can only be the set case of the oneof: one read instead of WhichOneof and getattr.
         value = kv.value
+        text = value.string_value
+        if text:
+            result[kv.key] = text
+            continue
         which = value.WhichOneof("value")
         if which in _SCALAR_CASES:
             result[kv.key] = getattr(value, which)

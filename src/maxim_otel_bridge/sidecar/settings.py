@@ -347,10 +347,10 @@ SETTINGS: tuple[Setting, ...] = (
         "map_workers",
         "--map-workers",
         "MAXIM_BRIDGE_MAP_WORKERS",
-        0,
+        1,
         _non_negative_int,
         "Processes that map spans to Maxim entities, the most CPU-hungry step (0: in the shipping threads). "
-        "Worker processes let mapping use a core of its own when one is free, at about 50-100 MB each.",
+        "A worker lets mapping use a core of its own when one is free, at about 20-40 MB each.",
     ),
     Setting(
         "send_timeout",
@@ -455,7 +455,7 @@ class SidecarSettings:
     batch_max_bytes: int = 4 * 1024**2
     ship_max_spans: int = 1000
     ship_concurrency: int = 2
-    map_workers: int = 0
+    map_workers: int = 1
     send_timeout: float = 10.0
     send_deadline: float = 5.0
     backoff_max: float = 60.0

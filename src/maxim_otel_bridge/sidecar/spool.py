@@ -46,7 +46,7 @@ from maxim_otel_bridge.mapping import Placement
 from maxim_otel_bridge.record import SpanKind, SpanRecord
 from maxim_otel_bridge.sidecar.ingest import ACCEPTED, AcceptResult, Verdict
 from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
-from maxim_otel_bridge.sidecar.otlp_decode import EncodedSpan, decode_encoded_spans
+from maxim_otel_bridge.sidecar.otlp_decode import EncodedSpan, decode_bodies
 
 __all__ = [
     "PAGE_SIZE",
@@ -178,27 +178,6 @@ def _placements(body: str | None) -> dict[str, Placement]:
     if body is None:
         return {}
     return {span_id: Placement(entity_type, parent) for span_id, (entity_type, parent) in orjson.loads(body).items()}
-
-
-def decode_bodies(bodies: Sequence[bytes]) -> list[SpanRecord]:
-    """The records of stored span bodies, in order.
-
-    An orjson record starts with `{`; anything else is an `EncodedSpan` (a protobuf request, whose first byte is
-    the tag of its field 1). Consecutive protobuf bodies are decoded together: concatenated, they are one request.
-    """
-    records: list[SpanRecord] = []
-    run: list[bytes] = []
-    for body in bodies:
-        if body[:1] == b"{":
-            if run:
-                records.extend(decode_encoded_spans(b"".join(run)))
-                run = []
-            records.append(SpanRecord.from_json_obj(orjson.loads(body)))
-        else:
-            run.append(body)
-    if run:
-        records.extend(decode_encoded_spans(b"".join(run)))
-    return records
 
 
 @dataclass(frozen=True, slots=True)

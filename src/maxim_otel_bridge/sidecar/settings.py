@@ -29,6 +29,7 @@ from maxim_otel_bridge.mapping.options import (
     compile_patterns,
 )
 from maxim_otel_bridge.schema import PROVIDERS
+from maxim_otel_bridge.sidecar.cpus import auto_map_workers, usable_cpus
 from maxim_otel_bridge.sidecar.ingest import (
     DEFAULT_GRPC_ENDPOINT,
     DEFAULT_GRPC_MAX_REQUEST_BYTES,
@@ -104,6 +105,19 @@ def _non_negative_int(value: Any) -> int:
     if number < 0:
         raise ValueError(f"expected an integer >= 0, got {value!r}")
     return number
+
+
+AUTO = "auto"
+
+
+def _map_workers(value: Any) -> int | str:
+    """A worker count, or `auto` (resolved by `load_settings` from the usable CPUs)."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    try:
+        return _non_negative_int(value)
+    except ValueError:
+        raise ValueError(f"expected an integer >= 0 or {AUTO!r}, got {value!r}") from None
 
 
 def _byte_size(value: Any) -> int:
@@ -347,10 +361,11 @@ SETTINGS: tuple[Setting, ...] = (
         "map_workers",
         "--map-workers",
         "MAXIM_BRIDGE_MAP_WORKERS",
-        1,
-        _non_negative_int,
-        "Processes that map spans to Maxim entities, the most CPU-hungry step (0: in the shipping threads). "
-        "A worker lets mapping use a core of its own when one is free, at about 20-40 MB each.",
+        AUTO,
+        _map_workers,
+        "Processes that map spans to Maxim entities, the most CPU-hungry step (0: in the shipping threads), at "
+        "about 35 MB each. `auto`: none on one usable CPU, else one per CPU up to 2 (the usable CPUs are the "
+        "affinity mask bounded by the cgroup CPU quota).",
     ),
     Setting(
         "send_timeout",
@@ -456,6 +471,7 @@ class SidecarSettings:
     ship_max_spans: int = 1000
     ship_concurrency: int = 2
     map_workers: int = 1
+    """Resolved: `auto` (the default) is a number here (see `cpus.auto_map_workers`)."""
     send_timeout: float = 10.0
     send_deadline: float = 5.0
     backoff_max: float = 60.0
@@ -551,6 +567,8 @@ def load_settings(
             values[setting.name] = setting.default
             sources[setting.name] = "default"
 
+    if values["map_workers"] == AUTO:
+        values["map_workers"] = auto_map_workers(usable_cpus())
     if not values["spool_dir"]:
         values["spool_dir"] = default_spool_dir()
     values["auth_token"] = Secret(values["auth_token"] or "")

@@ -72,8 +72,8 @@ class Plan:
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, 2.0, 1, 10.0, 15.0, 8.0, 90.0)
-        return cls(False, 5.0, 3, 30.0, 60.0, 30.0, 300.0)
+            return cls(True, 2.0, 3, 10.0, 15.0, 8.0, 90.0)
+        return cls(False, 5.0, 5, 30.0, 60.0, 30.0, 300.0)
 
 
 def say(message: str) -> None:
@@ -345,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--exporter-only",
         action="store_true",
-        help="measure only the exporters' CPU per span (3 rounds, 1 with --quick) and print it as JSON",
+        help="measure only the exporters' CPU per span (5 rounds, 3 with --quick) and print it as JSON",
     )
     args = parser.parse_args(argv)
     plan = Plan.make(args.quick)

@@ -99,7 +99,7 @@ def test_kill_9_while_streaming_loses_nothing_acknowledged(tmp_path: Path, sink:
                     with lock:
                         acknowledged.extend(span_hex(s) for s in spans)
 
-    # Mapping in a worker process: the crash must not leave it (or the forkserver) behind either.
+    # Mapping in a worker process: the crash must not leave it behind either.
     with serving(spool, maxim_env(sink), [*FAST, "--map-workers", "1"]) as serve:
         helpers = descendants(serve.process.pid)
         assert helpers, "the mapping worker processes are running"

@@ -22,7 +22,6 @@ from maxim_otel_bridge.mapping.errors import (
     span_error,
 )
 from maxim_otel_bridge.mapping.ids import iso_timestamp, unix_seconds
-from maxim_otel_bridge.mapping.keysets import KeySetMemo
 from maxim_otel_bridge.mapping.messages import text_of_messages
 from maxim_otel_bridge.mapping.metadata import entity_metadata
 from maxim_otel_bridge.mapping.options import MappingOptions
@@ -66,13 +65,6 @@ class Where:
     trace_id: str
     parent: str | None
     include_resource: bool
-
-
-def _tag_keys_of(keys: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(sorted(key for key in keys if key.startswith(TAG_PREFIX) and len(key) > len(TAG_PREFIX)))
-
-
-_tag_keys = KeySetMemo(_tag_keys_of)
 
 
 def user_tags(attributes: Mapping[str, Any]) -> dict[str, str]:

@@ -232,3 +232,43 @@ def test_a_dead_mapping_worker_is_replaced_and_the_batch_still_mapped(spool: Spo
         assert part.trace_id == trace_id(31) and len(part.entities) == 4
     finally:
         mapper.close()
+
+
+def test_a_worker_failing_again_and_again_is_restarted_after_a_growing_pause(
+    spool: Spool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from maxim_otel_bridge.sidecar import mapper as mapper_module
+
+    monkeypatch.setattr(mapper_module, "_WORKER_MAIN", "import sys; sys.exit(3)")
+    starts: list[float] = []
+    real_start = mapper_module._Worker._start
+
+    def counted_start(self):  # noqa: ANN001, ANN202 - the worker's own method, wrapped
+        starts.append(now[0])
+        return real_start(self)
+
+    monkeypatch.setattr(mapper_module._Worker, "_start", counted_start)
+    now = [100.0]
+    mapper = ProcessMapper(workers=1, clock=lambda: now[0])
+    assembler = Assembler(spool, wait_s=0, max_spans=10, mapper=mapper)
+    try:
+        mapped = 0
+        for _ in range(6):  # batches at the same moment: the first failure restarts at once, then a pause
+            spool.accept_spans(small_trace(40 + mapped))
+            ship(assembler, spool)
+            mapped += 1
+        assert starts == [100.0, 100.0]
+        now[0] += 1.0  # the pause after two failures in a row
+        spool.accept_spans(small_trace(60))
+        ship(assembler, spool)
+        assert starts == [100.0, 100.0, 101.0]
+    finally:
+        mapper.close()
+
+
+def ship(assembler: Assembler, spool: Spool) -> None:
+    """Claim the one ready trace, check it was mapped, and remove it from the spool as a delivery would."""
+    [part] = assembler.claim()
+    assert len(_valid(part.entities)) == 4
+    spool.complete({part.trace_id: (part.seqs, part.placements)})
+    assembler.release([part.trace_id])

@@ -22,7 +22,8 @@ import signal
 import struct
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
@@ -191,6 +192,8 @@ _WORKER_MAIN = "from maxim_otel_bridge.sidecar.mapper import serve_worker; serve
 
 WORKER_STOP_S = 5.0
 """How long a closing worker gets to finish its batch and leave before it is killed."""
+RESTART_BACKOFF_MAX_S = 60.0
+"""Longest wait before starting a worker again after failures in a row (the first restart is immediate)."""
 
 
 def _write_frame(stream: BinaryIO, obj: object) -> None:
@@ -239,6 +242,10 @@ class _Worker:
     def __init__(self, options: MappingOptions) -> None:
         self.options = options
         self.process: subprocess.Popen[bytes] | None = None
+        self.failures = 0
+        """Failures in a row (reset by a batch mapped)."""
+        self.retry_at = 0.0
+        """Clock time before which no new process is started (after a failure)."""
 
     def call(self, inputs: list[TraceInput]) -> list[_Packed]:
         """Map `inputs` in the process. Raises MappingWorkerError when the process died or cannot start."""
@@ -306,14 +313,24 @@ class ProcessMapper:
 
     The workers are plain child processes running `serve_worker`, started with the interpreter and path of the
     sidecar, not multiprocessing's: a pool would add a forkserver and a resource tracker process (about 25 MB
-    together) and a thread to feed its queues. A worker that dies is restarted at its next batch, and the batch
-    it was given is mapped in the calling thread instead."""
+    together) and a thread to feed its queues. A worker that dies is restarted, and the batch it was given is
+    mapped in the calling thread instead. A worker failing again and again (one that cannot start, or is killed
+    for memory each time) is restarted after a backoff that doubles up to `RESTART_BACKOFF_MAX_S`, its batches
+    mapped in the calling thread meanwhile, so that a broken worker costs neither a process start per batch nor
+    an error line per batch."""
 
-    def __init__(self, options: MappingOptions = _DEFAULT_OPTIONS, workers: int = 1) -> None:
+    def __init__(
+        self,
+        options: MappingOptions = _DEFAULT_OPTIONS,
+        workers: int = 1,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.options = options
         self.workers = workers
+        self._clock = clock
         self._all = [_Worker(options) for _ in range(workers)]
         self._idle: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
         for worker in self._all:
@@ -332,14 +349,26 @@ class ProcessMapper:
     def map(self, inputs: Sequence[TraceInput]) -> list[TraceOutput]:
         worker = self._idle.get()
         try:
-            packed = worker.call(list(inputs))
-        except MappingWorkerError as exc:
-            # Killed, out of memory, or not startable: map this batch here; the next one starts a new worker.
-            logger.error("%s; mapping its batch here, a new worker starts with the next batch", exc)
-            return map_traces(inputs, self.options)
+            if worker.process is None and self._clock() < worker.retry_at:
+                return map_traces(inputs, self.options)  # backing off after failures: mapped here
+            try:
+                packed = worker.call(list(inputs))
+            except MappingWorkerError as exc:
+                # Killed, out of memory, or not startable: map this batch here and start a new worker later.
+                worker.failures += 1
+                pause = 0.0 if worker.failures == 1 else min(2.0 ** (worker.failures - 2), RESTART_BACKOFF_MAX_S)
+                worker.retry_at = self._clock() + pause
+                logger.error(
+                    "%s (%d in a row); mapping its batches here, a new worker starts in %.0fs",
+                    exc,
+                    worker.failures,
+                    pause,
+                )
+                return map_traces(inputs, self.options)
+            worker.failures = 0
+            return _unpack(packed)
         finally:
             self._idle.put(worker)
-        return _unpack(packed)
 
     def close(self) -> None:
         for worker in self._all:

@@ -90,6 +90,32 @@ def make_tool_call(call_id: str, name: Any, arguments: Any) -> dict[str, Any]:
     }
 
 
+def _part_tool_call(part: Mapping[str, Any], span_id: str, message_index: int, position: int) -> dict[str, Any]:
+    """A `tool_call` part as a tool call; without an id of its own, it gets a stable derived one."""
+    call_id = part.get("id")
+    if type(call_id) is not str or not call_id:  # nearly always the call's own id, as text
+        call_id = coerce_str(call_id) or tool_call_id(span_id, message_index, position)
+    return make_tool_call(call_id, part.get("name"), part.get("arguments"))
+
+
+def _part_tool_result(part: Mapping[str, Any]) -> dict[str, Any]:
+    """A `tool_call_response` part as a `role: tool` message."""
+    # The spec names the payload `response`; Pydantic AI emits `result`.
+    payload = part.get("response", part.get("result"))
+    result: dict[str, Any] = {"role": "tool", "content": to_text(payload) or ""}
+    answered_id = coerce_str(part.get("id"))
+    if answered_id is not None:
+        result["tool_call_id"] = answered_id
+    return result
+
+
+def _with_answered_id(entry: dict[str, Any], message: Mapping[str, Any]) -> None:
+    """A `role: tool` message keeps the id of the call it answers, given on the message itself."""
+    answered = coerce_str(message.get("tool_call_id") or message.get("id"))
+    if answered is not None:
+        entry["tool_call_id"] = answered
+
+
 def _parse_list(value: Any) -> tuple[list[Any] | None, str | None]:
     """A list from a list or JSON text; otherwise (None, raw text) so the caller can keep the text."""
     if isinstance(value, (list, tuple)):
@@ -161,19 +187,12 @@ class _PartsReader:
                 reasoning.append(text)
                 self.reasoning = reasoning
         elif kind == "tool_call":
-            call_id = coerce_str(part.get("id")) or tool_call_id(self.span_id, self.message_index, len(self.tool_calls))
             calls = self.tool_calls or []
-            calls.append(make_tool_call(call_id, part.get("name"), part.get("arguments")))
+            calls.append(_part_tool_call(part, self.span_id, self.message_index, len(calls)))
             self.tool_calls = calls
         elif kind == "tool_call_response":
-            # The spec names the payload `response`; Pydantic AI emits `result`.
-            payload = part.get("response", part.get("result"))
-            result: dict[str, Any] = {"role": "tool", "content": to_text(payload) or ""}
-            answered_id = coerce_str(part.get("id"))
-            if answered_id is not None:
-                result["tool_call_id"] = answered_id
             results = self.tool_results or []
-            results.append(result)
+            results.append(_part_tool_result(part))
             self.tool_results = results
         else:
             image = _image_item(part)
@@ -224,17 +243,9 @@ def _common_parts(
                 return None
             texts.append(content)
         elif kind == "tool_call":
-            call_id = part.get("id")
-            if type(call_id) is not str or not call_id:  # nearly always the call's own id, as text
-                call_id = coerce_str(call_id) or tool_call_id(span_id, message_index, len(calls))
-            calls.append(make_tool_call(call_id, part.get("name"), part.get("arguments")))
+            calls.append(_part_tool_call(part, span_id, message_index, len(calls)))
         elif kind == "tool_call_response":
-            payload = part.get("response", part.get("result"))
-            result: dict[str, Any] = {"role": "tool", "content": to_text(payload) or ""}
-            answered_id = coerce_str(part.get("id"))
-            if answered_id is not None:
-                result["tool_call_id"] = answered_id
-            results.append(result)
+            results.append(_part_tool_result(part))
         else:
             return None
     return texts, calls, results
@@ -260,9 +271,7 @@ def _common_message(
     if calls:
         entry["tool_calls"] = calls
     if role == "tool":
-        call_id = coerce_str(message.get("tool_call_id") or message.get("id"))
-        if call_id is not None:
-            entry["tool_call_id"] = call_id
+        _with_answered_id(entry, message)
     return [entry, *results] if results else [entry]
 
 
@@ -285,9 +294,7 @@ def _genai_message(message: Any, span_id: str, message_index: int) -> list[dict[
         if reader.tool_calls:
             entry["tool_calls"] = reader.tool_calls
         if role == "tool":
-            call_id = coerce_str(message.get("tool_call_id") or message.get("id"))
-            if call_id is not None:
-                entry["tool_call_id"] = call_id
+            _with_answered_id(entry, message)
         out.append(entry)
     # Tool results belong in `role: tool` messages paired by id, whichever role carried them.
     out.extend(reader.tool_results)
@@ -336,25 +343,13 @@ def _single_part_message(
             return None
         entry: dict[str, Any] = {"role": role, "content": content}
     elif kind == "tool_call":
-        call_id = part.get("id")
-        if type(call_id) is not str or not call_id:
-            call_id = coerce_str(call_id) or tool_call_id(span_id, message_index, 0)
-        call = make_tool_call(call_id, part.get("name"), part.get("arguments"))
-        entry = {"role": role, "content": None, "tool_calls": [call]}
+        entry = {"role": role, "content": None, "tool_calls": [_part_tool_call(part, span_id, message_index, 0)]}
     elif kind == "tool_call_response":
-        # A message of tool results alone is its results (the role does not matter).
-        payload = part.get("response", part.get("result"))
-        result: dict[str, Any] = {"role": "tool", "content": to_text(payload) or ""}
-        answered_id = coerce_str(part.get("id"))
-        if answered_id is not None:
-            result["tool_call_id"] = answered_id
-        return result
+        return _part_tool_result(part)  # a message of tool results alone is its results (whatever its role)
     else:
         return None
     if role == "tool":
-        answered = coerce_str(message.get("tool_call_id") or message.get("id"))
-        if answered is not None:
-            entry["tool_call_id"] = answered
+        _with_answered_id(entry, message)
     return entry
 
 

@@ -16,7 +16,7 @@ from test_mapping_reader_inputs import CAPTURED, junk_records
 from maxim_otel_bridge.mapping import map_trace_part
 from maxim_otel_bridge.mapping.part import _is_bounded_entity
 from maxim_otel_bridge.mapping.precedence import _READERS
-from maxim_otel_bridge.mapping.values import is_bounded, is_bounded_beside
+from maxim_otel_bridge.mapping.values import is_bounded
 from maxim_otel_bridge.record import SpanRecord
 
 LIMITS = (1, 5, 40, 100_000)
@@ -111,7 +111,7 @@ def test_a_long_string_anywhere_in_the_messages_is_seen() -> None:
 )
 def test_beside_is_the_full_check_when_the_known_item_is_bounded(value: dict, limit: int) -> None:
     if is_bounded(value.get("messages"), limit, 1):
-        assert is_bounded_beside(value, limit, ("messages",)) == is_bounded(value, limit)
+        assert is_bounded(value, limit, skip=("messages",)) == is_bounded(value, limit)
 
 
 def test_results_of_captured_spans_are_plain() -> None:

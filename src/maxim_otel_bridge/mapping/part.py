@@ -24,7 +24,7 @@ from maxim_otel_bridge.mapping.ids import is_valid_id, safe_id
 from maxim_otel_bridge.mapping.options import MappedPart, MappingOptions, Placement
 from maxim_otel_bridge.mapping.precedence import consumed_event_names, forget_last_plan, read_session_id
 from maxim_otel_bridge.mapping.tree import layout
-from maxim_otel_bridge.mapping.values import bound_value, is_bounded, is_bounded_beside
+from maxim_otel_bridge.mapping.values import bound_value, is_bounded
 from maxim_otel_bridge.record import SpanRecord
 
 __all__ = ["map_trace_part"]
@@ -91,7 +91,7 @@ def _is_bounded_entity(entity: dict, limit: int) -> bool:
         except orjson.JSONEncodeError:
             text = None
         if text is not None and len(text) <= limit:
-            return is_bounded_beside(entity, limit, _BUILT_PLAIN)
+            return is_bounded(entity, limit, skip=_BUILT_PLAIN)
     return is_bounded(entity, limit)
 
 

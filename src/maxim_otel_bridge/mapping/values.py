@@ -17,7 +17,6 @@ __all__ = [
     "TRUNCATION_MARKER",
     "bound_value",
     "is_bounded",
-    "is_bounded_beside",
     "tag_value",
     "to_json_text",
     "to_text",
@@ -83,12 +82,13 @@ def bound_value(value: Any, limit: int, _depth: int = 0) -> Any:
     return truncate_text(str(value), limit)
 
 
-def is_bounded(value: Any, limit: int, _depth: int = 0) -> bool:
+def is_bounded(value: Any, limit: int, _depth: int = 0, *, skip: Container[str] = ()) -> bool:
     """True when `bound_value(value, limit)` would change nothing, so `value` can be sent as it is.
 
     Checking allocates nothing, while the copy allocates as much as the value holds (and the garbage
     collector then walks it): nearly every entity fits its limits, so the copy is made only for those that
-    do not.
+    do not. The items of a dict `value` under the keys in `skip` are known to be bounded already (except for
+    a string there, which is cheap to check anyway): they are not walked again.
     """
     kind = type(value)
     if kind is dict:
@@ -101,7 +101,7 @@ def is_bounded(value: Any, limit: int, _depth: int = 0) -> bool:
             if item is str:
                 if len(v) > limit > 0 and k not in ID_KEYS:
                     return False
-            elif not (item is int or v is None or item is bool or is_bounded(v, limit, _depth + 1)):
+            elif not (item is int or v is None or item is bool or k in skip or is_bounded(v, limit, _depth + 1)):
                 return False
         return True
     if kind is list:
@@ -121,23 +121,6 @@ def is_bounded(value: Any, limit: int, _depth: int = 0) -> bool:
     if isinstance(value, float):
         return math.isfinite(value)
     return False
-
-
-def is_bounded_beside(value: dict[str, Any], limit: int, known: Container[str]) -> bool:
-    """`is_bounded(value, limit)` for a dict whose items under the keys `known` are already known to be bounded:
-    those are not walked again."""
-    if type(value) is not dict:
-        return is_bounded(value, limit)
-    for k, v in value.items():
-        if type(k) is not str:
-            return False
-        item = type(v)
-        if item is str:
-            if len(v) > limit > 0 and k not in ID_KEYS:
-                return False
-        elif k not in known and not (item is int or v is None or item is bool or is_bounded(v, limit, 1)):
-            return False
-    return True
 
 
 def _default(value: Any) -> Any:

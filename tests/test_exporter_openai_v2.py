@@ -11,7 +11,7 @@ from pathlib import Path
 import openai
 import pytest
 from fakes.batch_sink import BatchSink
-from fakes.openai_server import OpenAIServer
+from fakes.openai_server import OpenAIServer, tool_call_reply
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -79,20 +79,7 @@ def test_agent_with_openai_tool_round_trip(instrumented: tuple[TracerProvider, B
                 },
             ) as tool:
                 pass
-            messages += [
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": call.id,
-                            "type": "function",
-                            "function": {"name": call.function.name, "arguments": call.function.arguments},
-                        }
-                    ],
-                },
-                {"role": "tool", "tool_call_id": call.id, "content": "18C, sunny"},
-            ]
+            messages += tool_call_reply(call, "18C, sunny")
             chunks = list(
                 client.chat.completions.create(
                     model="gpt-4o-mini",

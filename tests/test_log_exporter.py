@@ -18,7 +18,7 @@ import openai
 import openai.resources.chat.completions as chat_completions
 import pytest
 from fakes.batch_sink import BatchSink
-from fakes.openai_server import OpenAIServer
+from fakes.openai_server import OpenAIServer, tool_call_reply
 from opentelemetry import trace
 from opentelemetry._logs import LogRecord
 from opentelemetry.instrumentation.openai import OpenAIInstrumentor as TraceloopInstrumentor
@@ -109,20 +109,7 @@ class Instrumented:
             with tracer.start_as_current_span("invoke_agent weather", attributes=agent_attributes):
                 first = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL])
                 call = first.choices[0].message.tool_calls[0]
-                messages += [
-                    {
-                        "role": "assistant",
-                        "content": None,
-                        "tool_calls": [
-                            {
-                                "id": call.id,
-                                "type": "function",
-                                "function": {"name": call.function.name, "arguments": call.function.arguments},
-                            }
-                        ],
-                    },
-                    {"role": "tool", "tool_call_id": call.id, "content": "18C, sunny"},
-                ]
+                messages += tool_call_reply(call, "18C, sunny")
                 second = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL])
                 chunks = list(
                     client.chat.completions.create(

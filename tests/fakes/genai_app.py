@@ -21,6 +21,8 @@ import sys
 import warnings
 from typing import Any
 
+from fakes.openai_server import tool_call_reply
+
 WEATHER_TOOL = {
     "type": "function",
     "function": {
@@ -89,20 +91,7 @@ def run(mode: str, protocol: str, endpoint: str, base_url: str) -> dict[str, str
     ) as agent:
         first = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL])
         call = (first.choices[0].message.tool_calls or [])[0]
-        messages += [
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": call.id,
-                        "type": "function",
-                        "function": {"name": call.function.name, "arguments": call.function.arguments},
-                    }
-                ],
-            },
-            {"role": "tool", "tool_call_id": call.id, "content": TOOL_RESULT},
-        ]
+        messages += tool_call_reply(call, TOOL_RESULT)
         second = client.chat.completions.create(model="gpt-4o-mini", messages=messages, tools=[WEATHER_TOOL])
     instrumentor.uninstrument()
     logger_provider.shutdown()

@@ -322,3 +322,13 @@ class OpenAIServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+def tool_call_reply(call: Any, result: str) -> list[dict[str, Any]]:
+    """What an app sends back after the model asked for the tool call `call` (from the `openai` client): the
+    assistant's message with that call, then the tool's `result`."""
+    function = {"name": call.function.name, "arguments": call.function.arguments}
+    return [
+        {"role": "assistant", "content": None, "tool_calls": [{"id": call.id, "type": "function", "function": function}]},
+        {"role": "tool", "tool_call_id": call.id, "content": result},
+    ]

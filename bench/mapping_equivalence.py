@@ -2,10 +2,13 @@
 
     python bench/mapping_equivalence.py OLD_SRC [--seed N] [--random K] [--traces T] [--show D]
 
-e.g. `git archive main src | tar -x -C /tmp/base` and then `/tmp/base/src`. The corpus is mapped by
-`map_trace_part` of OLD_SRC and of this checkout, each in a subprocess of its own (with the same hash seed),
-and the results are compared entity by entity; the first D differences are printed and the exit status is 1
-if there is any.
+e.g. `git archive main src | tar -x -C /tmp/base` and then `/tmp/base/src`. With `--installed`, the package the
+interpreter has installed takes the place of this checkout: `.venv-compiled/bin/python
+bench/mapping_equivalence.py src --installed` checks the compiled build (setup.py) against its source.
+
+The corpus is mapped by `map_trace_part` of OLD_SRC and of this checkout, each in a subprocess of its own (with
+the same hash seed), and the results are compared entity by entity; the first D differences are printed and the
+exit status is 1 if there is any.
 
 The corpus:
 
@@ -385,8 +388,12 @@ def compare(old: dict[str, Any], new: dict[str, Any], show: int) -> int:
     return differences
 
 
-def _map_with(src: Path, corpus_file: str, out_file: str, traces: int) -> dict[str, Any]:
-    env = dict(os.environ, PYTHONPATH=str(src), PYTHONHASHSEED="0")
+def _map_with(src: Path | None, corpus_file: str, out_file: str, traces: int) -> dict[str, Any]:
+    """The corpus mapped by the tree `src`, or by the installed package when `src` is None."""
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    env.pop("PYTHONPATH", None)
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
     subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", corpus_file, out_file, "--traces", str(traces)],
         env=env,
@@ -404,6 +411,12 @@ def main() -> int:
     parser.add_argument("--random", type=int, default=3000, help="random spans in the corpus")
     parser.add_argument("--traces", type=int, default=300, help="traces of the benchmark's span set")
     parser.add_argument("--show", type=int, default=10, help="differences printed")
+    parser.add_argument(
+        "--installed",
+        action="store_true",
+        help="compare with the package this interpreter has installed (e.g. a compiled build) "
+        "instead of this checkout's src",
+    )
     parser.add_argument("--worker", nargs=2, metavar=("CORPUS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -416,7 +429,7 @@ def main() -> int:
         with open(corpus_file, "wb") as f:
             pickle.dump(random_corpus(args.seed, args.random), f)
         old = _map_with(Path(args.old_src).resolve(), corpus_file, os.path.join(tmp, "old.pickle"), args.traces)
-        new = _map_with(ROOT / "src", corpus_file, os.path.join(tmp, "new.pickle"), args.traces)
+        new = _map_with(None if args.installed else ROOT / "src", corpus_file, os.path.join(tmp, "new.pickle"), args.traces)
     entities = sum(len(r[0]) for r in new.values() if r[0] != "raised")
     raised = sum(1 for r in new.values() if r[0] == "raised")
     differences = compare(old, new, args.show)

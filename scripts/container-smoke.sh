@@ -5,8 +5,8 @@
 #
 # 1. Makes sure podman, runc and debootstrap are installed (apt), and that ./.venv exists.
 # 2. Builds the Dockerfile's base image locally with debootstrap (Debian minbase + python3, python3-venv,
-#    python3-pip, ca-certificates, from the mirror apt already uses) and imports it under the exact name the
-#    Dockerfile's FROM uses, unless it is already there. No registry is contacted for the base.
+#    python3-pip, the Python headers, ca-certificates, from the mirror apt already uses) and imports it under
+#    the exact name the Dockerfile's FROM uses, unless it is already there. No registry is contacted for the base.
 # 3. Builds the image (vfs storage, chroot isolation: no daemon, no overlayfs, no user namespaces needed),
 #    with the host's CA bundle and pip settings mounted into the build so pip trusts what the host trusts.
 # 4. Runs it (read-only, runc, host network, explicit ulimits), waits for /healthz, runs `podman healthcheck run`,
@@ -113,9 +113,19 @@ suite="${base##*-}" # python:3.11-slim-bookworm -> bookworm
 [ -f "/usr/share/debootstrap/scripts/$suite" ] \
   || die "cannot tell the Debian release from base image '$base' (expected a tag ending in -<codename>)"
 
-if pm image exists "$base_ref"; then
+# Like the official python images, the base carries the interpreter's C headers (the build stage compiles).
+base_has_headers() {
+  pm run --rm "${run_flags[@]}" --network none --no-healthcheck --entrypoint python3 "$base_ref" -c '
+import os, sysconfig
+raise SystemExit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'
+}
+if pm image exists "$base_ref" && base_has_headers; then
   step "base image $base_ref present: reusing it"
 else
+  if pm image exists "$base_ref"; then
+    step "base image $base_ref has no Python headers: building it again"
+    pm rmi "$base_ref" >/dev/null || die "cannot remove the old base image $base_ref"
+  fi
   # The mirror apt already uses for this release's main component (works behind the host's apt proxy/mirror).
   # shellcheck disable=SC2016 # $(...) here is apt's own field syntax, not the shell's
   find_mirror() {
@@ -129,9 +139,9 @@ else
     mirror="$(find_mirror)"
   fi
   [ -n "$mirror" ] || die "no apt source for Debian '$suite' main in /etc/apt/sources.list*: cannot debootstrap"
-  step "debootstrapping Debian $suite (minbase + python3) from $mirror"
+  step "debootstrapping Debian $suite (minbase + python3 and its headers) from $mirror"
   rootfs="$work/rootfs"
-  debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \
+  debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,libpython3-dev,ca-certificates \
     "$suite" "$rootfs" "$mirror" >"$work/debootstrap.log" 2>&1 \
     || { tail -n 30 "$work/debootstrap.log" >&2; die "debootstrap failed (full log above)"; }
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
@@ -194,7 +204,9 @@ assert os.getuid() != 0, "running as root"
 compilers = [c for c in ("gcc", "cc", "g++", "make") if shutil.which(c)]
 assert not compilers, f"compilers in the runtime image: {compilers}"
 import maxim_otel_bridge
-print("runtime image ok: uid", os.getuid(), "package", maxim_otel_bridge.__version__)
+import maxim_otel_bridge.mapping.part as part
+assert not part.__file__.endswith(".py"), f"the mapping is not compiled: {part.__file__}"
+print("runtime image ok: uid", os.getuid(), "package", maxim_otel_bridge.__version__, "compiled mapping")
 ' || die "runtime image checks failed"
 
 # ---- a local batch endpoint (fake Maxim) and the OTLP sender ----

@@ -13,6 +13,9 @@ from fakes.serve_process import clean_environ, make_spans, serving, span_hex
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from maxim_otel_bridge import __version__
+from maxim_otel_bridge.mapping import part as mapping_part
+
 API_KEY = "sk-admin-secret-777000111"
 FAST = ["--assembly-wait", "0", "--grace-period", "3"]
 
@@ -70,6 +73,9 @@ def test_healthz_readyz_and_metrics(tmp_path: Path, sink: BatchSink) -> None:
         assert "maxim_bridge_exporter_sent_spans_total 20.0" in text
         assert "maxim_bridge_spool_oldest_span_age_seconds 0.0" in text
         assert 'maxim_bridge_exporter_request_duration_seconds_count{outcome="success"}' in text
+        # The sidecar runs the build this test process imports: source, or extension modules when compiled.
+        build = "python" if mapping_part.__file__.endswith(".py") else "compiled"
+        assert f'maxim_bridge_build_info{{mapping="{build}",version="{__version__}"}} 1.0' in text
         for name in (
             "maxim_bridge_spool_bytes",
             "maxim_bridge_exporter_dead_lettered_spans_total",

@@ -6,7 +6,12 @@ carry what it decided, so later parts of the same trace link to spans sent befor
 
 from __future__ import annotations
 
+from maxim_otel_bridge.mapping import part as _part
 from maxim_otel_bridge.mapping.options import MappedPart, MappingOptions, Placement
 from maxim_otel_bridge.mapping.part import map_trace_part
 
-__all__ = ["MappedPart", "MappingOptions", "Placement", "map_trace_part"]
+__all__ = ["COMPILED", "MappedPart", "MappingOptions", "Placement", "map_trace_part"]
+
+COMPILED: bool = not _part.__file__.endswith(".py")
+"""True in the compiled build (`MAXIM_BRIDGE_COMPILE=1`, setup.py), where the mapping's modules are extension
+modules; False when they run as Python source."""

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from maxim_otel_bridge.client import ClientOptions, MaximClient
 from maxim_otel_bridge.config import ENV_API_KEY, ENV_BASE_URL, LOCAL_REPO_ID, Destination, Secret
 from maxim_otel_bridge.deadletter import DeadLetterFile
-from maxim_otel_bridge.mapping import MappingOptions
+from maxim_otel_bridge.mapping import COMPILED, MappingOptions
 from maxim_otel_bridge.retry import BackoffPolicy
 from maxim_otel_bridge.sidecar.admin import AdminServer
 from maxim_otel_bridge.sidecar.assembler import Assembler
@@ -130,13 +130,16 @@ class Sidecar:
         )
         self.admin.start()
         logger.info(
-            "maxim-otel-bridge serving: OTLP/gRPC %s, OTLP/HTTP %s, admin %s, spool %s, shipping to %s (repo %s)",
+            "maxim-otel-bridge serving: OTLP/gRPC %s, OTLP/HTTP %s, admin %s, spool %s, shipping to %s (repo %s);"
+            " mapping %s, %d worker process(es)",
             self._address(s.grpc_endpoint, self.receivers["grpc"].bound_port),
             self._address(s.http_endpoint, self.receivers["http"].bound_port),
             self._address(s.admin_endpoint, self.admin.bound_port),
             s.spool_dir,
             self.destination.base_url,
             self.destination.repo_id,
+            "compiled" if COMPILED else "in Python",
+            len(mapper.worker_pids()) if isinstance(mapper, ProcessMapper) else 0,
         )
         if not s.capture_content or s.redact:
             # How many patterns, never which: a pattern may spell out the secret it hides.

@@ -13,6 +13,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from maxim_otel_bridge import __version__
+from maxim_otel_bridge.mapping import COMPILED
+
 __all__ = [
     "RECEIVERS",
     "REFUSAL_REASONS",
@@ -142,6 +145,14 @@ class BridgeMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        # The usual Prometheus build-info gauge: always 1, the labels say which build is running.
+        self.build_info = Gauge(
+            "maxim_bridge_build_info",
+            "Always 1: the package version, and whether the mapping is the compiled build or pure Python.",
+            ["version", "mapping"],
+            registry=r,
+        )
+        self.build_info.labels(__version__, "compiled" if COMPILED else "python").set(1)
 
     # Receiver side: the receivers call these, never the raw metrics, so label values stay in the fixed sets.
 

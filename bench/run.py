@@ -20,7 +20,9 @@ spans, openai-v2 attributes), and reported as ratios or throughputs:
 4. Latency: at a moderate steady load (a quarter of (2), at most 5,000 spans/s), from a root span being sent
    to the last entity of its trace reaching the sink: p50 and p99.
 
-Writes `bench/results.json` and prints a table with each target and pass/fail.
+Writes `bench/results.json` and prints a table with each target and pass/fail. It measures the package the
+interpreter imports: `.venv/bin/python` the Python source, `.venv-compiled/bin/python` (made by
+`MAXIM_BRIDGE_COMPILE=1 ./scripts/test.sh`) the compiled build the container image ships (`mapping_build`).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from sidecar_proc import SidecarProcess
 from sinks import SinkProcess
 from spanset import SpanSetSpec, build_spans, encode_requests, span_counts
 
-from maxim_otel_bridge.mapping import map_trace_part
+from maxim_otel_bridge.mapping import COMPILED, map_trace_part
 from maxim_otel_bridge.record import from_readable_span
 from maxim_otel_bridge.schema import validate_batch
 from maxim_otel_bridge.sidecar.settings import SETTINGS
@@ -313,6 +315,7 @@ def table(results: dict[str, Any]) -> str:
     throughput = results["throughput"]
     outage = results["outage"]
     info = [
+        ("mapping build", results["mapping_build"]),
         ("exporter CPU us/span: maxim", f"{exporter['cpu_us_per_span']['maxim']:.1f}"),
         ("exporter CPU us/span: OTLP gRPC", f"{exporter['cpu_us_per_span']['otlp-grpc']:.1f}"),
         ("exporter CPU us/span: OTLP HTTP", f"{exporter['cpu_us_per_span']['otlp-http']:.1f}"),
@@ -409,6 +412,8 @@ def main(argv: list[str] | None = None) -> int:
         "outage": outage,
         "latency": latency,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        # The build measured: the interpreter's installed package, compiled (setup.py) or Python source.
+        "mapping_build": "compiled" if COMPILED else "python",
         "seconds": time.monotonic() - started,
     }
     if hot is not None:

@@ -738,7 +738,7 @@ def test_public_surface() -> None:
 
     import maxim_otel_bridge.mapping as mapping
 
-    assert sorted(mapping.__all__) == ["MappedPart", "MappingOptions", "Placement", "map_trace_part"]
+    assert sorted(mapping.__all__) == ["COMPILED", "MappedPart", "MappingOptions", "Placement", "map_trace_part"]
     parameters = inspect.signature(mapping.map_trace_part).parameters
     assert list(parameters) == ["records", "options", "known"]
     assert parameters["options"].default == MappingOptions()

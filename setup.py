@@ -3,7 +3,7 @@
 Everything else about the package is declared in pyproject.toml. By default nothing is compiled and the
 package is pure Python. With MAXIM_BRIDGE_COMPILE=1, the modules on the data path (the mapping, the span
 record and the sidecar's OTLP decoder) are compiled from their unchanged Python source into extension
-modules: the same code, about 1.7x less CPU per span (docs/benchmarks.md, "Compiled build"). Cython compiles
+modules: the same code, the mapping about 1.7x faster (docs/benchmarks.md, "Compiled build"). Cython compiles
 them with `annotation_typing=False`, so annotations stay hints exactly as in CPython (an `x: float` holding
 an int stays an int); `bench/mapping_equivalence.py` checks that the compiled mapping gives the same bytes.
 

@@ -204,8 +204,8 @@ assert os.getuid() != 0, "running as root"
 compilers = [c for c in ("gcc", "cc", "g++", "make") if shutil.which(c)]
 assert not compilers, f"compilers in the runtime image: {compilers}"
 import maxim_otel_bridge
-import maxim_otel_bridge.mapping.part as part
-assert not part.__file__.endswith(".py"), f"the mapping is not compiled: {part.__file__}"
+from maxim_otel_bridge.mapping import COMPILED
+assert COMPILED, "the mapping is not compiled"
 print("runtime image ok: uid", os.getuid(), "package", maxim_otel_bridge.__version__, "compiled mapping")
 ' || die "runtime image checks failed"
 

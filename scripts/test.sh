@@ -12,9 +12,7 @@ if [ "${MAXIM_BRIDGE_COMPILE:-0}" = 1 ]; then
   # Rebuilt from the current source every time: pip would keep an installed copy of the same version.
   "$venv/bin/pip" uninstall -q -y maxim-otel-bridge >/dev/null 2>&1 || true
   "$venv/bin/pip" install -q --disable-pip-version-check '.[test]'
-  "$venv/bin/python" -c '
-import maxim_otel_bridge.mapping.part as part
-assert not part.__file__.endswith(".py"), f"the mapping is not compiled: {part.__file__}"'
+  "$venv/bin/python" -c 'from maxim_otel_bridge.mapping import COMPILED; assert COMPILED, "the mapping is not compiled"'
 else
   venv=.venv
   python3 -m venv "$venv"

@@ -429,7 +429,8 @@ def main() -> int:
         with open(corpus_file, "wb") as f:
             pickle.dump(random_corpus(args.seed, args.random), f)
         old = _map_with(Path(args.old_src).resolve(), corpus_file, os.path.join(tmp, "old.pickle"), args.traces)
-        new = _map_with(None if args.installed else ROOT / "src", corpus_file, os.path.join(tmp, "new.pickle"), args.traces)
+        new_src = None if args.installed else ROOT / "src"
+        new = _map_with(new_src, corpus_file, os.path.join(tmp, "new.pickle"), args.traces)
     entities = sum(len(r[0]) for r in new.values() if r[0] != "raised")
     raised = sum(1 for r in new.values() if r[0] == "raised")
     differences = compare(old, new, args.show)

@@ -29,6 +29,7 @@ COMPILED_MODULES = (
     PACKAGE / "pipeline.py",
     PACKAGE / "exporter.py",
     PACKAGE / "client.py",
+    PACKAGE / "sidecar" / "otlp_common.py",
     PACKAGE / "sidecar" / "otlp_decode.py",
 )
 

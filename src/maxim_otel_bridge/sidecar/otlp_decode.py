@@ -21,10 +21,7 @@ the spool needs (ids, parent, kind). The attributes are then decoded once, where
 
 from __future__ import annotations
 
-import base64
-import binascii
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +30,6 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, Span
 
@@ -44,13 +40,27 @@ from maxim_otel_bridge.record import (
     SpanRecord,
     StatusCode,
 )
+from maxim_otel_bridge.sidecar.otlp_common import (
+    InvalidItem,
+    MalformedRequest,
+    Problems,
+    decode_attributes,
+    j_attributes,
+    j_hex,
+    j_int64,
+    j_list,
+    j_object,
+    j_optional_object,
+    j_str,
+    j_uint64,
+    json_request_items,
+    label,
+)
 
 __all__ = [
     "DecodedSpans",
     "EncodedSpan",
     "MalformedRequest",
-    "decode_any_value",
-    "decode_attributes",
     "decode_bodies",
     "decode_encoded_spans",
     "decode_trace_request_json",
@@ -58,25 +68,10 @@ __all__ = [
     "split_trace_request_protobuf",
 ]
 
-# How many individual span problems are spelled out in the partial-success message; the rest are counted.
-_MAX_REPORTED_PROBLEMS = 5
-_MAX_NAME_CHARS = 80
-
 _ZERO_TRACE_ID = bytes(16)
 _ZERO_SPAN_ID = bytes(8)
 _VALID_KINDS = frozenset(range(SpanKind.UNSPECIFIED, SpanKind.CONSUMER + 1))
 _VALID_STATUS_CODES = frozenset((StatusCode.UNSET, StatusCode.OK, StatusCode.ERROR))
-_HEX_DIGITS = frozenset("0123456789abcdef")
-# AnyValue cases whose field is already the JSON value.
-_SCALAR_CASES = frozenset(("string_value", "int_value", "double_value", "bool_value"))
-
-
-class MalformedRequest(ValueError):
-    """The body is not an OTLP trace request at all; the message says why (safe to return to the client)."""
-
-
-class _InvalidSpan(ValueError):
-    """One span (or one of its parts) is unusable; the message says which field and why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,39 +96,8 @@ class DecodedSpans:
     """What was wrong (rejected spans, dropped links); empty when nothing was."""
 
 
-def _label(name: object) -> str:
-    """A span's name for a problem message, cut short: the message goes back to the client and into logs."""
-    text = repr(name)
-    return text if len(text) <= _MAX_NAME_CHARS else text[: _MAX_NAME_CHARS - 3] + "..."
-
-
-class _Problems:
-    """Collects per-span problems: a count, and the first few messages for the client."""
-
-    __slots__ = ("_messages", "_others", "rejected")
-
-    def __init__(self) -> None:
-        self.rejected = 0
-        self._messages: list[str] = []
-        self._others = 0
-
-    def note(self, message: str) -> None:
-        if len(self._messages) < _MAX_REPORTED_PROBLEMS:
-            self._messages.append(message)
-        else:
-            self._others += 1
-
-    def reject(self, message: str) -> None:
-        self.rejected += 1
-        self.note(message)
-
-    def result(self, records: list[SpanRecord] | list[EncodedSpan]) -> DecodedSpans:
-        if not self._messages:
-            return DecodedSpans(tuple(records))
-        text = "; ".join(self._messages)
-        if self._others:
-            text += f"; and {self._others} more"
-        return DecodedSpans(tuple(records), self.rejected, text)
+def _decoded(records: list[SpanRecord] | list[EncodedSpan], problems: Problems) -> DecodedSpans:
+    return DecodedSpans(tuple(records), problems.rejected, problems.message)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -147,7 +111,7 @@ def decode_trace_request_protobuf(data: bytes) -> DecodedSpans:
     except DecodeError as exc:
         raise MalformedRequest(f"body is not a valid OTLP protobuf trace request: {exc}") from None
     records: list[SpanRecord] = []
-    problems = _Problems()
+    problems = Problems()
     previous: tuple[Resource, dict[str, Any]] | None = None
     for resource_spans in request.resource_spans:
         # Stored spans each carry their resource (`EncodedSpan`): a resource equal to the one before is decoded once.
@@ -155,7 +119,7 @@ def decode_trace_request_protobuf(data: bytes) -> DecodedSpans:
         if previous is None or message != previous[0]:
             previous = (message, decode_attributes(message.attributes))
         _decode_resource_spans(resource_spans, previous[1], records, problems)
-    return problems.result(records)
+    return _decoded(records, problems)
 
 
 def split_trace_request_protobuf(data: bytes) -> DecodedSpans:
@@ -166,7 +130,7 @@ def split_trace_request_protobuf(data: bytes) -> DecodedSpans:
     except DecodeError as exc:
         raise MalformedRequest(f"body is not a valid OTLP protobuf trace request: {exc}") from None
     spans: list[EncodedSpan] = []
-    problems = _Problems()
+    problems = Problems()
     for resource_spans in request.resource_spans:
         # A field of a message is its tag, its length and its bytes: the resource and each scope are
         # serialized once, and each span is framed with them without building new messages.
@@ -176,12 +140,12 @@ def split_trace_request_protobuf(data: bytes) -> DecodedSpans:
             for span in scope_spans.spans:
                 try:
                     spans.append(_split_span(span, head, scope, problems))
-                except _InvalidSpan as exc:
-                    problems.reject(f"span {_label(span.name)}: {exc}")
-    return problems.result(spans)
+                except InvalidItem as exc:
+                    problems.reject(f"span {label(span.name)}: {exc}")
+    return _decoded(spans, problems)
 
 
-def _split_span(span: Span, head: bytes, scope: bytes, problems: _Problems) -> EncodedSpan:
+def _split_span(span: Span, head: bytes, scope: bytes, problems: Problems) -> EncodedSpan:
     trace_id = _decode_trace_id(span.trace_id)
     span_id = _decode_span_id(span.span_id, "span_id")
     parent_span_id = _decode_parent_span_id(span.parent_span_id)
@@ -200,16 +164,16 @@ def _split_span(span: Span, head: bytes, scope: bytes, problems: _Problems) -> E
     return EncodedSpan(trace_id, span_id, parent_span_id, span.kind, data)
 
 
-def _drop_invalid_links(span: Span, problems: _Problems) -> None:
+def _drop_invalid_links(span: Span, problems: Problems) -> None:
     # The same links `_decode_links` would drop, removed from the message before it is kept.
     for index in reversed(range(len(span.links))):
         link = span.links[index]
         try:
             _decode_trace_id(link.trace_id)
             _decode_span_id(link.span_id, "span_id")
-        except _InvalidSpan as exc:
+        except InvalidItem as exc:
             del span.links[index]
-            problems.note(f"span {_label(span.name)}: dropped a link: {exc}")
+            problems.note(f"span {label(span.name)}: dropped a link: {exc}")
 
 
 def _field(number: int, payload: bytes) -> bytes:
@@ -260,7 +224,7 @@ def decode_bodies(bodies: Sequence[bytes]) -> list[SpanRecord]:
 
 
 def _decode_resource_spans(
-    resource_spans: ResourceSpans, resource: Mapping[str, Any], out: list[SpanRecord], problems: _Problems
+    resource_spans: ResourceSpans, resource: Mapping[str, Any], out: list[SpanRecord], problems: Problems
 ) -> None:
     # `resource` is decoded once and shared by the resource's spans: records are immutable by contract.
     for scope_spans in resource_spans.scope_spans:
@@ -268,8 +232,8 @@ def _decode_resource_spans(
         for span in scope_spans.spans:
             try:
                 out.append(_decode_span(span, resource, scope.name, scope.version, problems))
-            except _InvalidSpan as exc:
-                problems.reject(f"span {_label(span.name)}: {exc}")
+            except InvalidItem as exc:
+                problems.reject(f"span {label(span.name)}: {exc}")
 
 
 def _decode_span(
@@ -277,7 +241,7 @@ def _decode_span(
     resource: Mapping[str, Any],
     scope_name: str,
     scope_version: str,
-    problems: _Problems,
+    problems: Problems,
 ) -> SpanRecord:
     status = span.status  # each access to a sub-message builds a wrapper: read it once
     events = span.events
@@ -309,17 +273,17 @@ def _decode_event(event: Span.Event) -> EventRecord:
 
 def _decode_trace_id(raw: bytes) -> str:
     if len(raw) != 16:
-        raise _InvalidSpan(f"trace_id must be 16 bytes, got {len(raw)}")
+        raise InvalidItem(f"trace_id must be 16 bytes, got {len(raw)}")
     if raw == _ZERO_TRACE_ID:
-        raise _InvalidSpan("trace_id is all zeros")
+        raise InvalidItem("trace_id is all zeros")
     return raw.hex()
 
 
 def _decode_span_id(raw: bytes, field: str) -> str:
     if len(raw) != 8:
-        raise _InvalidSpan(f"{field} must be 8 bytes, got {len(raw)}")
+        raise InvalidItem(f"{field} must be 8 bytes, got {len(raw)}")
     if raw == _ZERO_SPAN_ID:
-        raise _InvalidSpan(f"{field} is all zeros")
+        raise InvalidItem(f"{field} is all zeros")
     return raw.hex()
 
 
@@ -328,11 +292,11 @@ def _decode_parent_span_id(raw: bytes) -> str | None:
     if not raw or raw == _ZERO_SPAN_ID:
         return None
     if len(raw) != 8:
-        raise _InvalidSpan(f"parent_span_id must be empty or 8 bytes, got {len(raw)}")
+        raise InvalidItem(f"parent_span_id must be empty or 8 bytes, got {len(raw)}")
     return raw.hex()
 
 
-def _decode_links(span: Span, problems: _Problems) -> tuple[LinkRecord, ...]:
+def _decode_links(span: Span, problems: Problems) -> tuple[LinkRecord, ...]:
     if not span.links:
         return ()
     links = []
@@ -345,9 +309,9 @@ def _decode_links(span: Span, problems: _Problems) -> tuple[LinkRecord, ...]:
                     attributes=decode_attributes(link.attributes),
                 )
             )
-        except _InvalidSpan as exc:
+        except InvalidItem as exc:
             # A link is auxiliary: drop it, keep the span, and say so in the response's message.
-            problems.note(f"span {_label(span.name)}: dropped a link: {exc}")
+            problems.note(f"span {label(span.name)}: dropped a link: {exc}")
     return tuple(links)
 
 
@@ -359,101 +323,38 @@ def _decode_status_code(code: int) -> int:
     return code if code in _VALID_STATUS_CODES else StatusCode.UNSET
 
 
-def decode_attributes(attributes: Iterable[KeyValue]) -> dict[str, Any]:
-    """Repeated `KeyValue` -> dict of JSON values; a key without a value is left out (as the SDK does)."""
-    result: dict[str, Any] = {}
-    for kv in attributes:
-        # Scalars inline: attributes are the hot loop of decoding. Most values are strings, and a non-empty
-        # `string_value` can only be the set case of the oneof: one read instead of WhichOneof and getattr.
-        value = kv.value
-        text = value.string_value
-        if text:
-            result[kv.key] = text
-            continue
-        which = value.WhichOneof("value")
-        if which in _SCALAR_CASES:
-            result[kv.key] = getattr(value, which)
-        elif which is not None:
-            decoded = decode_any_value(value)
-            if decoded is not None:
-                result[kv.key] = decoded
-    return result
-
-
-def decode_any_value(value: AnyValue) -> Any:
-    """One `AnyValue` as a JSON value (None when unset)."""
-    which = value.WhichOneof("value")
-    if which in _SCALAR_CASES:
-        return getattr(value, which)
-    if which == "array_value":
-        return [decode_any_value(v) for v in value.array_value.values]
-    if which == "kvlist_value":
-        return _decode_kvlist(value.kvlist_value.values)
-    if which == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode("ascii")
-    if which is None or which == "string_value_strindex":
-        # A strindex points into a profiles request's string table; trace and log requests have none, so
-        # the value cannot be read: it counts as unset.
-        return None
-    raise AssertionError(
-        f"unhandled AnyValue case {which!r}"
-    )  # a new proto field: this function must learn it
-
-
-def _decode_kvlist(values: Iterable[KeyValue]) -> dict[str, Any]:
-    # Inside a kvlist an unset value is kept as null: the key itself carries information.
-    result: dict[str, Any] = {}
-    for kv in values:
-        result[kv.key] = decode_any_value(kv.value)
-    return result
-
-
 # ---------------------------------------------------------------------------------------------------
 # OTLP/JSON
-
-
-def json_request_items(data: bytes, key: str) -> list[Any]:
-    """The top-level list (`resourceSpans`, `resourceLogs`) of an OTLP/JSON request; MalformedRequest otherwise."""
-    try:
-        document = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise MalformedRequest(f"body is not valid JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise MalformedRequest(f"body must be a JSON object with {key}")
-    try:
-        return _j_list(document, key)
-    except _InvalidSpan as exc:
-        raise MalformedRequest(str(exc)) from None
 
 
 def decode_trace_request_json(data: bytes) -> DecodedSpans:
     """Decode an OTLP/JSON `ExportTraceServiceRequest` (hex ids, integer enums, int64 as string or number)."""
     resource_spans_list = json_request_items(data, "resourceSpans")
     records: list[SpanRecord] = []
-    problems = _Problems()
+    problems = Problems()
     for index, resource_spans in enumerate(resource_spans_list):
         try:
             _j_resource_spans(resource_spans, records, problems)
-        except _InvalidSpan as exc:
+        except InvalidItem as exc:
             raise MalformedRequest(f"resourceSpans[{index}]: {exc}") from None
-    return problems.result(records)
+    return _decoded(records, problems)
 
 
-def _j_resource_spans(obj: Any, out: list[SpanRecord], problems: _Problems) -> None:
-    obj = _j_object(obj, "resourceSpans item")
-    resource_obj = _j_optional_object(obj, "resource")
-    resource = _j_attributes(resource_obj.get("attributes")) if resource_obj else {}
-    for scope_spans in _j_list(obj, "scopeSpans"):
-        scope_spans = _j_object(scope_spans, "scopeSpans item")
-        scope = _j_optional_object(scope_spans, "scope") or {}
-        scope_name = _j_str(scope.get("name"), "scope.name")
-        scope_version = _j_str(scope.get("version"), "scope.version")
-        for span in _j_list(scope_spans, "spans"):
+def _j_resource_spans(obj: Any, out: list[SpanRecord], problems: Problems) -> None:
+    obj = j_object(obj, "resourceSpans item")
+    resource_obj = j_optional_object(obj, "resource")
+    resource = j_attributes(resource_obj.get("attributes")) if resource_obj else {}
+    for scope_spans in j_list(obj, "scopeSpans"):
+        scope_spans = j_object(scope_spans, "scopeSpans item")
+        scope = j_optional_object(scope_spans, "scope") or {}
+        scope_name = j_str(scope.get("name"), "scope.name")
+        scope_version = j_str(scope.get("version"), "scope.version")
+        for span in j_list(scope_spans, "spans"):
             try:
                 out.append(_j_span(span, resource, scope_name, scope_version, problems))
-            except _InvalidSpan as exc:
+            except InvalidItem as exc:
                 name = span.get("name") if isinstance(span, dict) else None
-                problems.reject(f"span {_label(name)}: {exc}")
+                problems.reject(f"span {label(name)}: {exc}")
 
 
 def _j_span(
@@ -461,23 +362,23 @@ def _j_span(
     resource: Mapping[str, Any],
     scope_name: str,
     scope_version: str,
-    problems: _Problems,
+    problems: Problems,
 ) -> SpanRecord:
-    obj = _j_object(obj, "span")
-    status = _j_optional_object(obj, "status") or {}
+    obj = j_object(obj, "span")
+    status = j_optional_object(obj, "status") or {}
     return SpanRecord(
         trace_id=_j_trace_id(obj.get("traceId"), "traceId"),
         span_id=_j_span_id(obj.get("spanId"), "spanId"),
         parent_span_id=_j_parent_span_id(obj.get("parentSpanId")),
-        name=_j_str(obj.get("name"), "name"),
-        start_ns=_j_uint64(obj.get("startTimeUnixNano"), "startTimeUnixNano"),
-        end_ns=_j_uint64(obj.get("endTimeUnixNano"), "endTimeUnixNano"),
-        attributes=_j_attributes(obj.get("attributes")),
-        events=tuple(_j_event(e) for e in _j_list(obj, "events")),
+        name=j_str(obj.get("name"), "name"),
+        start_ns=j_uint64(obj.get("startTimeUnixNano"), "startTimeUnixNano"),
+        end_ns=j_uint64(obj.get("endTimeUnixNano"), "endTimeUnixNano"),
+        attributes=j_attributes(obj.get("attributes")),
+        events=tuple(_j_event(e) for e in j_list(obj, "events")),
         links=_j_links(obj, problems),
         kind=_decode_kind(_j_enum(obj.get("kind"), "kind", _KIND_NAMES)),
         status_code=_decode_status_code(_j_enum(status.get("code"), "status.code", _STATUS_NAMES)),
-        status_message=_j_str(status.get("message"), "status.message"),
+        status_message=j_str(status.get("message"), "status.message"),
         resource=resource,
         scope_name=scope_name,
         scope_version=scope_version,
@@ -485,39 +386,35 @@ def _j_span(
 
 
 def _j_event(obj: Any) -> EventRecord:
-    obj = _j_object(obj, "event")
+    obj = j_object(obj, "event")
     return EventRecord(
-        name=_j_str(obj.get("name"), "event name"),
-        time_ns=_j_uint64(obj.get("timeUnixNano"), "event timeUnixNano"),
-        attributes=_j_attributes(obj.get("attributes")),
+        name=j_str(obj.get("name"), "event name"),
+        time_ns=j_uint64(obj.get("timeUnixNano"), "event timeUnixNano"),
+        attributes=j_attributes(obj.get("attributes")),
     )
 
 
-def _j_links(span: dict[str, Any], problems: _Problems) -> tuple[LinkRecord, ...]:
+def _j_links(span: dict[str, Any], problems: Problems) -> tuple[LinkRecord, ...]:
     links = []
-    for obj in _j_list(span, "links"):
+    for obj in j_list(span, "links"):
         try:
-            obj = _j_object(obj, "link")
+            obj = j_object(obj, "link")
             links.append(
                 LinkRecord(
                     trace_id=_j_trace_id(obj.get("traceId"), "traceId"),
                     span_id=_j_span_id(obj.get("spanId"), "spanId"),
-                    attributes=_j_attributes(obj.get("attributes")),
+                    attributes=j_attributes(obj.get("attributes")),
                 )
             )
-        except _InvalidSpan as exc:
-            problems.note(f"span {_label(span.get('name'))}: dropped a link: {exc}")
+        except InvalidItem as exc:
+            problems.note(f"span {label(span.get('name'))}: dropped a link: {exc}")
     return tuple(links)
 
 
 def _j_hex_id(value: Any, field: str, size: int) -> str:
-    if not isinstance(value, str):
-        raise _InvalidSpan(f"{field} must be a hex string, got {type(value).__name__}")
-    text = value.lower()
-    if len(text) != 2 * size or not _HEX_DIGITS.issuperset(text):
-        raise _InvalidSpan(f"{field} must be {2 * size} hex digits, got {value[:64]!r}")
+    text = j_hex(value, field, size)
     if text.count("0") == len(text):
-        raise _InvalidSpan(f"{field} is all zeros")
+        raise InvalidItem(f"{field} is all zeros")
     return text
 
 
@@ -533,138 +430,6 @@ def _j_parent_span_id(value: Any) -> str | None:
     if value is None or value == "" or value == "0000000000000000":
         return None
     return _j_hex_id(value, "parentSpanId", 8)
-
-
-def _j_attributes(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, list):
-        raise _InvalidSpan(f"attributes must be a list, got {type(value).__name__}")
-    result: dict[str, Any] = {}
-    for kv in value:
-        key, decoded = _j_key_value(kv)
-        if decoded is not None:
-            result[key] = decoded
-    return result
-
-
-def _j_key_value(kv: Any) -> tuple[str, Any]:
-    kv = _j_object(kv, "attribute")
-    key = kv.get("key")
-    if not isinstance(key, str):
-        raise _InvalidSpan("attribute key must be a string")
-    return key, _j_any_value(kv.get("value"))
-
-
-def _j_any_value(value: Any) -> Any:
-    """One OTLP/JSON AnyValue object as a JSON value (None when empty), identical to the protobuf path."""
-    if value is None:
-        return None
-    value = _j_object(value, "attribute value")
-    if "stringValue" in value:
-        return _j_str(value["stringValue"], "stringValue")
-    if "intValue" in value:
-        return _j_int64(value["intValue"], "intValue")
-    if "boolValue" in value:
-        flag = value["boolValue"]
-        if not isinstance(flag, bool):
-            raise _InvalidSpan("boolValue must be true or false")
-        return flag
-    if "doubleValue" in value:
-        return _j_double(value["doubleValue"])
-    if "arrayValue" in value:
-        array = _j_object(value["arrayValue"], "arrayValue")
-        return [_j_any_value(v) for v in _j_list(array, "values")]
-    if "kvlistValue" in value:
-        kvlist = _j_object(value["kvlistValue"], "kvlistValue")
-        return dict(_j_key_value(kv) for kv in _j_list(kvlist, "values"))
-    if "bytesValue" in value:
-        return _j_bytes(value["bytesValue"])
-    return None
-
-
-def _j_object(value: Any, what: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise _InvalidSpan(f"{what} must be an object, got {type(value).__name__}")
-    return value
-
-
-def _j_optional_object(obj: dict[str, Any], key: str) -> dict[str, Any] | None:
-    value = obj.get(key)
-    return None if value is None else _j_object(value, key)
-
-
-def _j_list(obj: dict[str, Any], key: str) -> list[Any]:
-    value = obj.get(key)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise _InvalidSpan(f"{key} must be a list, got {type(value).__name__}")
-    return value
-
-
-def _j_str(value: Any, field: str) -> str:
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise _InvalidSpan(f"{field} must be a string, got {type(value).__name__}")
-    return value
-
-
-def _j_int64(value: Any, field: str, low: int = -(2**63), high: int = 2**63 - 1) -> int:
-    # Proto3 JSON: 64-bit integers arrive as decimal strings (or plain numbers from lenient encoders).
-    if isinstance(value, bool):
-        raise _InvalidSpan(f"{field} must be an integer, got a boolean")
-    if isinstance(value, int):
-        number = value
-    elif isinstance(value, str):
-        try:
-            number = int(value, 10)
-        except ValueError:
-            raise _InvalidSpan(f"{field} must be an integer, got {value[:40]!r}") from None
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    else:
-        raise _InvalidSpan(f"{field} must be an integer, got {type(value).__name__}")
-    if not low <= number <= high:
-        raise _InvalidSpan(f"{field} is out of range")
-    return number
-
-
-def _j_uint64(value: Any, field: str) -> int:
-    return 0 if value is None else _j_int64(value, field, 0, 2**64 - 1)
-
-
-_SPECIAL_DOUBLES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-def _j_double(value: Any) -> float:
-    if isinstance(value, bool):
-        raise _InvalidSpan("doubleValue must be a number, got a boolean")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        if value in _SPECIAL_DOUBLES:
-            return _SPECIAL_DOUBLES[value]
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise _InvalidSpan(f"doubleValue must be a number, got {str(value)[:40]!r}")
-
-
-def _j_bytes(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _InvalidSpan("bytesValue must be a base64 string")
-    try:
-        # Proto3 JSON accepts standard and URL-safe base64; normalize to standard like the protobuf path.
-        raw = base64.b64decode(
-            value.replace("-", "+").replace("_", "/") + "=" * (-len(value) % 4),
-            validate=True,
-        )
-    except (binascii.Error, ValueError):
-        raise _InvalidSpan("bytesValue is not valid base64") from None
-    return base64.b64encode(raw).decode("ascii")
 
 
 _KIND_NAMES = {
@@ -688,4 +453,4 @@ def _j_enum(value: Any, field: str, names: Mapping[str, int]) -> int:
         return 0
     if isinstance(value, str) and value in names:
         return names[value]
-    return _j_int64(value, field, -(2**31), 2**31 - 1)
+    return j_int64(value, field, -(2**31), 2**31 - 1)

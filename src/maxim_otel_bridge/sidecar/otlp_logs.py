@@ -25,22 +25,22 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
 from maxim_otel_bridge.log_events import LogEvent, event_name_of, is_genai_event
-from maxim_otel_bridge.sidecar.otlp_decode import (
-    _HEX_DIGITS,
+from maxim_otel_bridge.sidecar.otlp_common import (
+    InvalidItem,
     MalformedRequest,
-    _InvalidSpan,
-    _j_any_value,
-    _j_attributes,
-    _j_list,
-    _j_object,
-    _j_optional_object,
-    _j_str,
-    _j_uint64,
-    _label,
-    _Problems,
+    Problems,
     decode_any_value,
     decode_attributes,
+    j_any_value,
+    j_attributes,
+    j_hex,
+    j_list,
+    j_object,
+    j_optional_object,
+    j_str,
+    j_uint64,
     json_request_items,
+    label,
 )
 
 __all__ = ["DecodedLogs", "decode_logs_request_json", "decode_logs_request_protobuf"]
@@ -68,7 +68,7 @@ class _Collector:
     def __init__(self) -> None:
         self.events: list[LogEvent] = []
         self.ignored = 0
-        self.problems = _Problems()
+        self.problems = Problems()
 
     def add(self, event: LogEvent | None) -> None:
         if event is None or event.trace_id is None:
@@ -77,8 +77,7 @@ class _Collector:
             self.events.append(event)
 
     def result(self) -> DecodedLogs:
-        spans = self.problems.result([])
-        return DecodedLogs(tuple(self.events), spans.rejected, self.ignored, spans.error_message)
+        return DecodedLogs(tuple(self.events), self.problems.rejected, self.ignored, self.problems.message)
 
 
 def _genai_event(
@@ -92,7 +91,7 @@ def _genai_event(
     scope_name: str,
 ) -> LogEvent:
     if span_id is not None and trace_id is None:
-        raise _InvalidSpan("span id without a trace id")
+        raise InvalidItem("span id without a trace id")
     attributes.pop(_LEGACY_NAME_KEY, None)
     return LogEvent(
         trace_id=trace_id,
@@ -136,8 +135,8 @@ def decode_logs_request_protobuf(data: bytes) -> DecodedLogs:
                     resource = decode_attributes(resource_logs.resource.attributes)
                 try:
                     out.add(_decode_record(record, name, attributes, resource, scope_name))
-                except _InvalidSpan as exc:
-                    out.problems.reject(f"log record {_label(name)}: {exc}")
+                except InvalidItem as exc:
+                    out.problems.reject(f"log record {label(name)}: {exc}")
     return out.result()
 
 
@@ -161,7 +160,7 @@ def _optional_id(raw: bytes, size: int, field: str) -> str | None:
     if not raw or not raw.strip(b"\0"):
         return None
     if len(raw) != size:
-        raise _InvalidSpan(f"{field} must be {size} bytes, got {len(raw)}")
+        raise InvalidItem(f"{field} must be {size} bytes, got {len(raw)}")
     return raw.hex()
 
 
@@ -176,31 +175,31 @@ def decode_logs_request_json(data: bytes) -> DecodedLogs:
     for index, resource_logs in enumerate(resource_logs_list):
         try:
             _j_resource_logs(resource_logs, out)
-        except _InvalidSpan as exc:
+        except InvalidItem as exc:
             raise MalformedRequest(f"resourceLogs[{index}]: {exc}") from None
     return out.result()
 
 
 def _j_resource_logs(obj: Any, out: _Collector) -> None:
-    obj = _j_object(obj, "resourceLogs item")
-    resource_obj = _j_optional_object(obj, "resource")
-    resource = _j_attributes(resource_obj.get("attributes")) if resource_obj else {}
-    for scope_logs in _j_list(obj, "scopeLogs"):
-        scope_logs = _j_object(scope_logs, "scopeLogs item")
-        scope = _j_optional_object(scope_logs, "scope") or {}
-        scope_name = _j_str(scope.get("name"), "scope.name")
-        for record in _j_list(scope_logs, "logRecords"):
+    obj = j_object(obj, "resourceLogs item")
+    resource_obj = j_optional_object(obj, "resource")
+    resource = j_attributes(resource_obj.get("attributes")) if resource_obj else {}
+    for scope_logs in j_list(obj, "scopeLogs"):
+        scope_logs = j_object(scope_logs, "scopeLogs item")
+        scope = j_optional_object(scope_logs, "scope") or {}
+        scope_name = j_str(scope.get("name"), "scope.name")
+        for record in j_list(scope_logs, "logRecords"):
             name = ""
             try:
-                record = _j_object(record, "logRecord")
-                attributes = _j_attributes(record.get("attributes"))
-                name = event_name_of(_j_str(record.get("eventName"), "eventName"), attributes)
+                record = j_object(record, "logRecord")
+                attributes = j_attributes(record.get("attributes"))
+                name = event_name_of(j_str(record.get("eventName"), "eventName"), attributes)
                 if not is_genai_event(name):
                     out.ignored += 1
                     continue
                 out.add(_j_record(record, name, attributes, resource, scope_name))
-            except _InvalidSpan as exc:
-                out.problems.reject(f"log record {_label(name)}: {exc}")
+            except InvalidItem as exc:
+                out.problems.reject(f"log record {label(name)}: {exc}")
 
 
 def _j_record(
@@ -210,10 +209,10 @@ def _j_record(
         name,
         _j_optional_id(obj.get("traceId"), 16, "traceId"),
         _j_optional_id(obj.get("spanId"), 8, "spanId"),
-        _j_uint64(obj.get("timeUnixNano"), "timeUnixNano")
-        or _j_uint64(obj.get("observedTimeUnixNano"), "observedTimeUnixNano"),
+        j_uint64(obj.get("timeUnixNano"), "timeUnixNano")
+        or j_uint64(obj.get("observedTimeUnixNano"), "observedTimeUnixNano"),
         attributes,
-        _j_any_value(obj.get("body")),
+        j_any_value(obj.get("body")),
         resource,
         scope_name,
     )
@@ -222,9 +221,5 @@ def _j_record(
 def _j_optional_id(value: Any, size: int, field: str) -> str | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str):
-        raise _InvalidSpan(f"{field} must be a hex string, got {type(value).__name__}")
-    text = value.lower()
-    if len(text) != 2 * size or not _HEX_DIGITS.issuperset(text):
-        raise _InvalidSpan(f"{field} must be {2 * size} hex digits, got {value[:64]!r}")
+    text = j_hex(value, field, size)
     return None if text.count("0") == len(text) else text

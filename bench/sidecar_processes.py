@@ -8,7 +8,9 @@ For each `map_workers` value (default: 1 2), starts `maxim-otel-bridge serve` wi
 and prints one JSON line: the sustained rate, the tree's peak RSS as `run.py` reports it, and for each process
 of the sidecar's tree (the sidecar, its mapping workers) its command line, the cores it used during the load
 and during the drain after it, its CPU per span, its resident memory now and its own peak (VmHWM). A process
-near one core while the others are not is the one that sets the rate; the peaks say where the memory is.
+near one core while the others are not is the one that sets the rate; the peaks say where the memory is. The
+load generator's CPU per span and the counting sink's cores and CPU per span are reported beside them: on a
+small machine they take their share of the same cores.
 """
 
 from __future__ import annotations
@@ -56,11 +58,11 @@ def measure(workdir: Path, requests_path: Path, per_trace: int, spans_per_trace:
         sidecar = SidecarProcess(workdir, sink.url, settings={"MAXIM_BRIDGE_MAP_WORKERS": workers})
         sidecar.start()
         try:
-            before, started = _cpu_snapshot(sidecar), time.monotonic()
+            sink_before, before, started = _cpu_s(sink.pid), _cpu_snapshot(sidecar), time.monotonic()
             load = run_load(requests_path, sidecar.grpc_endpoint, "max", plan.throughput_s, 4)
-            loaded, load_end = _cpu_snapshot(sidecar), time.monotonic()
+            sink_loaded, loaded, load_end = _cpu_s(sink.pid), _cpu_snapshot(sidecar), time.monotonic()
             sink.wait_for_entities(load["spans"] // spans_per_trace * per_trace, plan.drain_timeout_s)
-            drained, drain_end = _cpu_snapshot(sidecar), time.monotonic()
+            sink_drained, drained, drain_end = _cpu_s(sink.pid), _cpu_snapshot(sidecar), time.monotonic()
             spans = load["spans"]
             processes = []
             for pid in drained:
@@ -94,6 +96,13 @@ def measure(workdir: Path, requests_path: Path, per_trace: int, spans_per_trace:
         "tree_peak_mb": tree_peak_mb,
         "processes": processes,
         "load_client_cpu_us_per_span": round(load["cpu_s"] / spans * 1e6, 1),
+        # The counting sink shares the machine too (a real Maxim would not): its cores while the sidecar
+        # receives and while it drains, and its CPU per span.
+        "sink": {
+            "load_cores": round((sink_loaded - sink_before) / (load_end - started), 2),
+            "drain_cores": round((sink_drained - sink_loaded) / (drain_end - load_end), 2),
+            "cpu_us_per_span": round((sink_drained - sink_before) / spans * 1e6, 1),
+        },
     }
 
 

@@ -174,7 +174,7 @@ def test_invalid_spans_are_rejected_through_partial_success_and_the_rest_kept(
     )
     assert (
         metrics.get_sample_value(
-            "maxim_bridge_receiver_requests_total", {"receiver": "grpc", "outcome": "partial"}
+            "maxim_bridge_receiver_requests_total", {"receiver": "grpc", "signal": "traces", "outcome": "partial"}
         )
         == 1
     )
@@ -302,7 +302,7 @@ def test_a_sink_that_raises_gives_a_retryable_answer_and_the_server_keeps_servin
         assert "span sink failed" in caplog.text
         assert (
             rx.metrics.registry.get_sample_value(
-                "maxim_bridge_receiver_requests_total", {"receiver": "grpc", "outcome": "error"}
+                "maxim_bridge_receiver_requests_total", {"receiver": "grpc", "signal": "traces", "outcome": "error"}
             )
             == 2
         )
@@ -422,8 +422,9 @@ def test_metrics_count_requests_by_outcome(receiver: GrpcReceiver, client: RawCl
     client.error(b"\xff\xff")
     client.export(b"")
     value = receiver.metrics.registry.get_sample_value
-    assert value("maxim_bridge_receiver_requests_total", {"receiver": "grpc", "outcome": "ok"}) == 2
-    assert value("maxim_bridge_receiver_requests_total", {"receiver": "grpc", "outcome": "malformed"}) == 1
+    requests = "maxim_bridge_receiver_requests_total"
+    assert value(requests, {"receiver": "grpc", "signal": "traces", "outcome": "ok"}) == 2
+    assert value(requests, {"receiver": "grpc", "signal": "traces", "outcome": "malformed"}) == 1
     assert value("maxim_bridge_receiver_accepted_spans_total", {"receiver": "grpc"}) == 1
 
 

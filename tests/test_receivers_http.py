@@ -286,7 +286,7 @@ def test_gzip_bomb_stops_at_the_limit(receiver: HttpReceiver, url: str, sink: Me
     assert sink.calls == 0
     assert (
         receiver.metrics.registry.get_sample_value(
-            "maxim_bridge_receiver_requests_total", {"receiver": "http", "outcome": "too_large"}
+            "maxim_bridge_receiver_requests_total", {"receiver": "http", "signal": "traces", "outcome": "too_large"}
         )
         == 1
     )
@@ -420,7 +420,7 @@ def test_connections_beyond_the_cap_are_closed(sink: MemorySink) -> None:
             assert extra.recv(100) == b""  # closed at once, before any request
         assert (
             rx.metrics.registry.get_sample_value(
-                "maxim_bridge_receiver_requests_total", {"receiver": "http", "outcome": "unavailable"}
+                "maxim_bridge_receiver_requests_total", {"receiver": "http", "signal": "other", "outcome": "unavailable"}
             )
             == 1
         )

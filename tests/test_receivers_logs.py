@@ -82,6 +82,11 @@ def test_the_official_log_exporters_deliver_genai_events_over_grpc_and_http(rx: 
     assert registry.get_sample_value("maxim_bridge_receiver_ignored_log_records_total", {"receiver": "http"}) == 4
     grpc_registry = rx.grpc.metrics.registry
     assert grpc_registry.get_sample_value("maxim_bridge_receiver_accepted_log_records_total", {"receiver": "grpc"}) == 2
+    # Requests are counted under the signal they carry.
+    requests = "maxim_bridge_receiver_requests_total"
+    assert registry.get_sample_value(requests, {"receiver": "http", "signal": "logs", "outcome": "ok"}) == 2
+    assert registry.get_sample_value(requests, {"receiver": "http", "signal": "traces", "outcome": "ok"}) is None
+    assert grpc_registry.get_sample_value(requests, {"receiver": "grpc", "signal": "logs", "outcome": "ok"}) == 1
 
 
 def logs_call(target: str) -> grpc.UnaryUnaryMultiCallable:
@@ -110,6 +115,10 @@ def test_grpc_garbage_is_invalid_argument_and_the_server_keeps_serving(rx: Recei
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "logs request" in caught.value.details()
     assert export(request_of(genai()), timeout=5) == ExportLogsServiceResponse()
+    value = rx.grpc.metrics.registry.get_sample_value
+    requests = "maxim_bridge_receiver_requests_total"
+    assert value(requests, {"receiver": "grpc", "signal": "logs", "outcome": "malformed"}) == 1
+    assert value(requests, {"receiver": "grpc", "signal": "traces", "outcome": "malformed"}) is None
 
 
 def test_grpc_refusal_is_unavailable_with_a_retry_delay() -> None:
@@ -134,6 +143,13 @@ def test_without_a_log_sink_logs_are_not_served() -> None:
         assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
         answer = httpx.post(receivers.logs_url, content=request_of(genai()), headers={"content-type": PB})
         assert answer.status_code == 404
+        # Not a logs request here: a path the receiver does not serve.
+        assert (
+            receivers.http.metrics.registry.get_sample_value(
+                "maxim_bridge_receiver_requests_total", {"receiver": "http", "signal": "other", "outcome": "unsupported"}
+            )
+            == 1
+        )
     finally:
         receivers.stop()
 

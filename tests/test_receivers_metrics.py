@@ -34,7 +34,7 @@ def test_render_is_prometheus_text_with_collector_style_names() -> None:
     metrics = BridgeMetrics()
     metrics.spans_accepted("http", 3)
     metrics.spans_refused("grpc", "overloaded", 2)
-    metrics.request_handled("http", "too_large")
+    metrics.request_handled("http", "logs", "too_large")
     metrics.spool_spooled_spans.inc(3)
     metrics.exporter_sent_spans.inc(2)
     metrics.exporter_send_failed_spans.inc(1)
@@ -51,7 +51,13 @@ def test_render_is_prometheus_text_with_collector_style_names() -> None:
         == 2
     )
     assert (
-        got[("maxim_bridge_receiver_requests_total", (("outcome", "too_large"), ("receiver", "http")))] == 1
+        got[
+            (
+                "maxim_bridge_receiver_requests_total",
+                (("outcome", "too_large"), ("receiver", "http"), ("signal", "logs")),
+            )
+        ]
+        == 1
     )
     assert got[("maxim_bridge_spool_spooled_spans_total", ())] == 3
     assert got[("maxim_bridge_exporter_sent_spans_total", ())] == 2
@@ -85,8 +91,9 @@ def test_zero_counts_create_no_series() -> None:
 @pytest.mark.parametrize(
     "call",
     [
-        lambda m: m.request_handled("grpc", "sk-live-api-key"),
-        lambda m: m.request_handled("kafka", "ok"),
+        lambda m: m.request_handled("grpc", "traces", "sk-live-api-key"),
+        lambda m: m.request_handled("kafka", "traces", "ok"),
+        lambda m: m.request_handled("http", "sk-live-api-key", "ok"),
         lambda m: m.spans_refused("http", "Bearer abc", 1),
         lambda m: m.spans_accepted("sk-live-api-key", 1),
         lambda m: m.maxim_request_finished("x-maxim-api-key", 0.1),

@@ -192,51 +192,51 @@ class GrpcReceiver:
         return [traces, logs]
 
     def _export_traces(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        self._check_call(request, context)
+        self._check_call(request, context, "traces")
         try:
             decoded = split_trace_request_protobuf(request)
         except MalformedRequest as exc:
-            self._malformed(context, exc)
+            self._malformed(context, exc, "traces")
         delivery = deliver(decoded, self._sink, self.metrics, _RECEIVER)
-        self._answer_refusal(delivery, context, "spans")
+        self._answer_refusal(delivery, context, "traces", "spans")
         return _response(delivery)
 
     def _export_logs(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         assert self._log_sink is not None  # the service is registered only with a log sink
-        self._check_call(request, context)
+        self._check_call(request, context, "logs")
         try:
             decoded = decode_logs_request_protobuf(request)
         except MalformedRequest as exc:
-            self._malformed(context, exc)
+            self._malformed(context, exc, "logs")
         delivery = deliver_logs(decoded, self._log_sink, self.metrics, _RECEIVER)
-        self._answer_refusal(delivery, context, "log records")
+        self._answer_refusal(delivery, context, "logs", "log records")
         response = ExportLogsServiceResponse()
         if delivery.rejected or delivery.error_message:
             response.partial_success.rejected_log_records = delivery.rejected
             response.partial_success.error_message = delivery.error_message
         return response.SerializeToString()
 
-    def _check_call(self, request: bytes, context: grpc.ServicerContext) -> None:
+    def _check_call(self, request: bytes, context: grpc.ServicerContext, signal: str) -> None:
         """Aborts the call when the token is wrong or the request too large."""
         if not self._auth.allows(_metadata_value(context, "authorization")):
-            self.metrics.request_handled(_RECEIVER, "unauthenticated")
+            self.metrics.request_handled(_RECEIVER, signal, "unauthenticated")
             self._throttle.warning(
                 "auth", "OTLP/gRPC: refused a call without a valid bearer token from %s", context.peer()
             )
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
         if len(request) > self._limits.max_request_bytes:  # gRPC checks this already; cheap to be sure
-            self.metrics.request_handled(_RECEIVER, "too_large")
+            self.metrics.request_handled(_RECEIVER, signal, "too_large")
             context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "request is larger than the receiver's limit")
 
-    def _malformed(self, context: grpc.ServicerContext, exc: MalformedRequest) -> NoReturn:
-        self.metrics.request_handled(_RECEIVER, "malformed")
+    def _malformed(self, context: grpc.ServicerContext, exc: MalformedRequest, signal: str) -> NoReturn:
+        self.metrics.request_handled(_RECEIVER, signal, "malformed")
         self._throttle.warning("malformed", "OTLP/gRPC: refused a malformed request from %s: %s", context.peer(), exc)
         context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         raise AssertionError("context.abort returns only by raising")
 
-    def _answer_refusal(self, delivery: Delivery, context: grpc.ServicerContext, what: str) -> None:
+    def _answer_refusal(self, delivery: Delivery, context: grpc.ServicerContext, signal: str, what: str) -> None:
         """Counts the call; aborts it with UNAVAILABLE and a retry delay when the sink refused."""
-        self.metrics.request_handled(_RECEIVER, delivery.outcome)
+        self.metrics.request_handled(_RECEIVER, signal, delivery.outcome)
         if not delivery.acknowledged:
             message = f"the bridge cannot take {what} now ({delivery.error_message or 'unavailable'}); retry later"
             context.set_trailing_metadata(retry_trailers(message, delivery.retry_after_s))

@@ -118,7 +118,10 @@ class _Route:
     decode_protobuf: Callable[[bytes], DecodedSpans | DecodedLogs]
     decode_json: Callable[[bytes], DecodedSpans | DecodedLogs]
     response: Callable[[Delivery], Message]
-    signal: str = "spans"
+    signal: str = "traces"
+    """The `signal` label of the request metric."""
+    items: str = "spans"
+    """What the requests carry, for messages."""
     logs: bool = False
     """Handed to the log sink (and served only when the receiver has one)."""
 
@@ -142,7 +145,12 @@ def _logs_response(delivery: Delivery) -> Message:
 _ROUTES = {
     TRACES_PATH: _Route(split_trace_request_protobuf, decode_trace_request_json, _trace_response),
     LOGS_PATH: _Route(
-        decode_logs_request_protobuf, decode_logs_request_json, _logs_response, signal="log records", logs=True
+        decode_logs_request_protobuf,
+        decode_logs_request_json,
+        _logs_response,
+        signal="logs",
+        items="log records",
+        logs=True,
     ),
 }
 
@@ -321,7 +329,7 @@ class HttpReceiver:
             return _status_reply(
                 503,
                 code_pb2.UNAVAILABLE,
-                f"the bridge cannot take {route.signal} now ({delivery.error_message or 'unavailable'}); retry later",
+                f"the bridge cannot take {route.items} now ({delivery.error_message or 'unavailable'}); retry later",
                 content_type,
                 delivery.outcome,
                 retry_after_s=delivery.retry_after_s,
@@ -518,7 +526,7 @@ class _Server(ThreadingHTTPServer):
             self.receiver.throttle.warning(
                 "connections", "OTLP/HTTP: %d connections open; closing a new one", len(self._connections)
             )
-            self.receiver.metrics.request_handled(_RECEIVER, "unavailable")
+            self.receiver.metrics.request_handled(_RECEIVER, "other", "unavailable")
             self.shutdown_request(request)
             return
         super().process_request(request, client_address)
@@ -621,7 +629,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, reply: _Reply) -> None:
         receiver = self.server.receiver
-        receiver.metrics.request_handled(_RECEIVER, reply.outcome)
+        route = receiver.route(getattr(self, "path", ""))
+        receiver.metrics.request_handled(_RECEIVER, route.signal if route is not None else "other", reply.outcome)
         close = reply.close or receiver.stopping
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)

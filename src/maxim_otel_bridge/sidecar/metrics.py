@@ -21,10 +21,19 @@ __all__ = [
     "REFUSAL_REASONS",
     "REQUEST_OUTCOMES",
     "SEND_OUTCOMES",
+    "SIGNALS",
     "BridgeMetrics",
 ]
 
 RECEIVERS = frozenset({"grpc", "http"})
+
+SIGNALS = frozenset(
+    {
+        "traces",
+        "logs",
+        "other",  # a request that names no signal: an unknown path, or refused before its path was read
+    }
+)
 
 REFUSAL_REASONS = frozenset(
     {
@@ -81,8 +90,8 @@ class BridgeMetrics:
         )
         self.receiver_requests = Counter(
             "maxim_bridge_receiver_requests",
-            "OTLP export requests handled, by receiver and outcome.",
-            ["receiver", "outcome"],
+            "OTLP export requests handled, by receiver, signal and outcome.",
+            ["receiver", "signal", "outcome"],
             registry=r,
         )
         self.receiver_accepted_log_records = Counter(
@@ -156,9 +165,10 @@ class BridgeMetrics:
 
     # Receiver side: the receivers call these, never the raw metrics, so label values stay in the fixed sets.
 
-    def request_handled(self, receiver: str, outcome: str) -> None:
+    def request_handled(self, receiver: str, signal: str, outcome: str) -> None:
         self.receiver_requests.labels(
             _checked(receiver, RECEIVERS, "receiver"),
+            _checked(signal, SIGNALS, "signal"),
             _checked(outcome, REQUEST_OUTCOMES, "outcome"),
         ).inc()
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import openai
 import pytest
 from fakes.batch_sink import BatchSink
+from fakes.genai_app import WEATHER_TOOL
 from fakes.openai_server import OpenAIServer, tool_call_reply
 from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor
 from opentelemetry.sdk.trace import TracerProvider
@@ -40,16 +41,6 @@ def instrumented(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tu
         finally:
             instrumentor.uninstrument()
             provider.shutdown()
-
-
-WEATHER_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather for a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 
 
 def test_agent_with_openai_tool_round_trip(instrumented: tuple[TracerProvider, BatchSink]) -> None:

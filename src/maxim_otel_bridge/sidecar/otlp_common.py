@@ -18,7 +18,6 @@ import orjson
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 __all__ = [
-    "HEX_DIGITS",
     "InvalidItem",
     "MalformedRequest",
     "Problems",
@@ -41,7 +40,7 @@ __all__ = [
 _MAX_REPORTED_PROBLEMS = 5
 _MAX_NAME_CHARS = 80
 
-HEX_DIGITS = frozenset("0123456789abcdef")
+_HEX_DIGITS = frozenset("0123456789abcdef")
 # AnyValue cases whose field is already the JSON value.
 _SCALAR_CASES = frozenset(("string_value", "int_value", "double_value", "bool_value"))
 
@@ -299,6 +298,6 @@ def j_hex(value: Any, field: str, size: int) -> str:
     if not isinstance(value, str):
         raise InvalidItem(f"{field} must be a hex string, got {type(value).__name__}")
     text = value.lower()
-    if len(text) != 2 * size or not HEX_DIGITS.issuperset(text):
+    if len(text) != 2 * size or not _HEX_DIGITS.issuperset(text):
         raise InvalidItem(f"{field} must be {2 * size} hex digits, got {value[:64]!r}")
     return text

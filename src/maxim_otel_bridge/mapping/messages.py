@@ -278,12 +278,13 @@ def _common_message(
 def _genai_message(message: Any, span_id: str, message_index: int) -> list[dict[str, Any]]:
     if type(message) is not dict and not isinstance(message, Mapping):
         return [{"role": "user", "content": to_text(message) or ""}]
-    raw_role = message.get("role")
-    role = _ROLE_ALIASES.get(raw_role) if type(raw_role) is str else None  # nearly always spelled as the enum
-    if role is None:
-        role = normalize_role(raw_role)
+    role = normalize_role(message.get("role"))
     parts = message.get("parts")
     if type(parts) is list:
+        if len(parts) == 1:
+            single = _single_part_message(message, role, parts[0], span_id, message_index)
+            if single is not None:
+                return [single]
         common = _common_message(message, role, parts, span_id, message_index)
         if common is not None:
             return common
@@ -308,23 +309,6 @@ def genai_messages(value: Any, span_id: str, fallback_role: str = "user") -> lis
         return [{"role": fallback_role, "content": raw}] if raw is not None else None
     out: list[dict[str, Any]] = []
     for index, message in enumerate(items):
-        if type(message) is dict:
-            # `_genai_message`'s common case inline: a message of texts, tool calls and tool results.
-            parts = message.get("parts")
-            if type(parts) is list:
-                raw_role = message.get("role")
-                role = _ROLE_ALIASES.get(raw_role) if type(raw_role) is str else None
-                if role is None:
-                    role = normalize_role(raw_role)
-                if len(parts) == 1:
-                    single = _single_part_message(message, role, parts[0], span_id, index)
-                    if single is not None:
-                        out.append(single)
-                        continue
-                common = _common_message(message, role, parts, span_id, index)
-                if common is not None:
-                    out += common
-                    continue
         out += _genai_message(message, span_id, index)
     return out
 

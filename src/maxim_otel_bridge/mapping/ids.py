@@ -54,7 +54,9 @@ def tool_call_id(span_id: str, message_index: int, call_index: int) -> str:
 
 def iso_timestamp(time_ns: int) -> str | None:
     """ISO 8601 UTC with milliseconds and `Z` (JavaScript's `toISOString`); None for 0 or out of range."""
-    if type(time_ns) is not int and (not isinstance(time_ns, int) or isinstance(time_ns, bool)) or time_ns <= 0:
+    if type(time_ns) is not int and (isinstance(time_ns, bool) or not isinstance(time_ns, int)):
+        return None  # a bool, or not an integer at all (an int subclass is read as the integer it is)
+    if time_ns <= 0:
         return None
     seconds, rest_ns = divmod(time_ns, 1_000_000_000)
     prefix = _second_text(seconds)

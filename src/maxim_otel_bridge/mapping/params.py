@@ -20,15 +20,14 @@ PARAM_NAMES = {
 
 PARAM_PREFIXES = ("gen_ai.request.", "gen_ai.openai.request.")
 """Attribute key prefixes of model parameters."""
-_PREFIXES = PARAM_PREFIXES
 _NOT_PARAMS = frozenset({"model"})
 
 
 def _plan(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
     """(parameter name, attribute key) pairs, in the order the parameters are listed; the first key wins."""
     chosen: dict[str, str] = {}
-    candidates = sorted([key for key in keys if key.startswith(_PREFIXES)])
-    for prefix in _PREFIXES:  # the generic prefix first: it wins over a vendor-specific duplicate
+    candidates = sorted([key for key in keys if key.startswith(PARAM_PREFIXES)])
+    for prefix in PARAM_PREFIXES:  # the generic prefix first: it wins over a vendor-specific duplicate
         for key in candidates:
             suffix = key[len(prefix) :] if key.startswith(prefix) else ""
             if suffix and suffix not in _NOT_PARAMS:

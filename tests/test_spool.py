@@ -13,7 +13,8 @@ from maxim_otel_bridge.mapping import Placement
 from maxim_otel_bridge.record import SpanKind
 from maxim_otel_bridge.sidecar.ingest import Verdict
 from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
-from maxim_otel_bridge.sidecar.spool import SPOOL_FILE, Spool, decode_bodies, is_local_root
+from maxim_otel_bridge.sidecar.otlp_decode import decode_bodies
+from maxim_otel_bridge.sidecar.spool import SPOOL_FILE, Spool, is_local_root
 
 
 class FakeWallClock:

@@ -56,7 +56,6 @@ __all__ = [
     "StoredLogEvent",
     "StoredSpan",
     "WaitingTrace",
-    "decode_bodies",
     "is_local_root",
 ]
 

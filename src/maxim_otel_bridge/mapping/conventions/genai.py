@@ -44,13 +44,10 @@ _USAGE_DETAILS = {
     "gen_ai.usage.reasoning_tokens": "reasoning_output_tokens",
 }
 
-_USAGE_KEYS = (
-    "gen_ai.usage.input_tokens",
-    "gen_ai.usage.prompt_tokens",
-    "gen_ai.usage.output_tokens",
-    "gen_ai.usage.completion_tokens",
-    "gen_ai.usage.total_tokens",
-)
+# The deprecated prompt/completion keys are still emitted by older instrumentations: never drop them.
+_INPUT_TOKEN_KEYS = ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")
+_OUTPUT_TOKEN_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")
+_TOTAL_TOKEN_KEYS = ("gen_ai.usage.total_tokens",)
 _TOOL_KEYS = (
     "gen_ai.tool.name",
     "gen_ai.tool.call.id",
@@ -116,12 +113,11 @@ def _params(record: SpanRecord) -> dict[str, Any] | None:
 
 
 def _usage(record: SpanRecord) -> Usage | None:
-    # The deprecated prompt/completion keys are still emitted by older instrumentations: never drop them.
     return usage_from(
         record.attributes,
-        input_keys=_USAGE_KEYS[0:2],
-        output_keys=_USAGE_KEYS[2:4],
-        total_keys=_USAGE_KEYS[4:5],
+        input_keys=_INPUT_TOKEN_KEYS,
+        output_keys=_OUTPUT_TOKEN_KEYS,
+        total_keys=_TOTAL_TOKEN_KEYS,
         detail_keys=_USAGE_DETAILS,
     )
 
@@ -191,7 +187,7 @@ _INPUTS: dict[str, Inputs] = {
     "finish_reasons": reads("gen_ai.response.finish_reasons"),
     "response_id": reads("gen_ai.response.id"),
     "params": reads(prefixes=PARAM_PREFIXES),
-    "usage": reads(*_USAGE_KEYS, *_USAGE_DETAILS),
+    "usage": reads(*_INPUT_TOKEN_KEYS, *_OUTPUT_TOKEN_KEYS, *_TOTAL_TOKEN_KEYS, *_USAGE_DETAILS),
     "first_chunk_seconds": reads("gen_ai.response.time_to_first_chunk"),
     "tool": reads(*_TOOL_KEYS),
     "retrieval": reads(*_RETRIEVAL_KEYS),

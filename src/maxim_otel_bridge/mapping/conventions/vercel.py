@@ -135,14 +135,9 @@ def _user_id(record: SpanRecord) -> str | None:
     return coerce_str(record.attributes.get("ai.telemetry.metadata.userId"))
 
 
-_USAGE_KEYS = (
-    "ai.usage.promptTokens",
-    "ai.usage.inputTokens",
-    "ai.usage.completionTokens",
-    "ai.usage.outputTokens",
-    "ai.usage.tokens",
-    "ai.usage.totalTokens",
-)
+_INPUT_TOKEN_KEYS = ("ai.usage.promptTokens", "ai.usage.inputTokens")
+_OUTPUT_TOKEN_KEYS = ("ai.usage.completionTokens", "ai.usage.outputTokens")
+_TOTAL_TOKEN_KEYS = ("ai.usage.tokens", "ai.usage.totalTokens")
 _TOOL_KEYS = (
     "ai.toolCall.name",
     "ai.toolCall.id",
@@ -156,9 +151,9 @@ _TOOL_KEYS = (
 def _usage(record: SpanRecord) -> Usage | None:
     return usage_from(
         record.attributes,
-        input_keys=_USAGE_KEYS[0:2],
-        output_keys=_USAGE_KEYS[2:4],
-        total_keys=_USAGE_KEYS[4:6],
+        input_keys=_INPUT_TOKEN_KEYS,
+        output_keys=_OUTPUT_TOKEN_KEYS,
+        total_keys=_TOTAL_TOKEN_KEYS,
     )
 
 
@@ -252,7 +247,7 @@ VERCEL = Convention(
         "params": reads(prefixes=(_SETTINGS,)),
         "session_id": reads("ai.telemetry.metadata.sessionId"),
         "user_id": reads("ai.telemetry.metadata.userId"),
-        "usage": reads(*_USAGE_KEYS),
+        "usage": reads(*_INPUT_TOKEN_KEYS, *_OUTPUT_TOKEN_KEYS, *_TOTAL_TOKEN_KEYS),
         "first_chunk_seconds": reads("ai.response.msToFirstChunk"),
         "tool": reads(*_TOOL_KEYS),
         "input_text": reads("ai.prompt"),

@@ -30,7 +30,8 @@ from maxim_otel_bridge.client import ClientOptions, MaximClient
 from maxim_otel_bridge.config import Destination, Secret
 from maxim_otel_bridge.mapping import MappingOptions
 from maxim_otel_bridge.sidecar.assembler import Assembler
-from maxim_otel_bridge.sidecar.mapper import TraceInput, TraceOutput, decode_records, map_traces
+from maxim_otel_bridge.sidecar.mapper import TraceInput, TraceOutput, map_traces
+from maxim_otel_bridge.sidecar.otlp_decode import decode_bodies
 from maxim_otel_bridge.sidecar.otlp_decode import split_trace_request_protobuf
 from maxim_otel_bridge.sidecar.spool import Spool
 
@@ -80,7 +81,7 @@ def measure(requests: list[bytes], sink_url: str, workdir: Path, mapped: dict[st
         inputs, recorder.inputs = recorder.inputs, []
         started = time.process_time()
         for item in inputs:
-            decode_records(item.blobs)
+            decode_bodies(item.blobs)
         timed(DECODING, started)
         todo = [item for item in inputs if item.trace_id not in mapped]
         if todo:

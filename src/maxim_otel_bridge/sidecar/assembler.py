@@ -31,7 +31,8 @@ import orjson
 
 from maxim_otel_bridge.deadletter import DeadLetter, DeadLetterFile
 from maxim_otel_bridge.mapping import Placement
-from maxim_otel_bridge.sidecar.mapper import InlineMapper, Mapper, TraceInput, TraceOutput, decode_records
+from maxim_otel_bridge.sidecar.mapper import InlineMapper, Mapper, TraceInput, TraceOutput
+from maxim_otel_bridge.sidecar.otlp_decode import decode_bodies
 from maxim_otel_bridge.sidecar.spool import Spool, StoredLogEvent
 
 __all__ = ["AssembledTrace", "Assembler"]
@@ -202,7 +203,7 @@ class Assembler:
                     DeadLetter(
                         {"type": "otel_span", "id": r.span_id, **r.to_json_obj()}, f"mapping failed: {out.error}"
                     )
-                    for r in decode_records(item.blobs)
+                    for r in decode_bodies(item.blobs)
                 )
                 self._dead_letters.write(
                     DeadLetter({"type": "otel_log_record", **orjson.loads(blob)}, f"mapping failed: {out.error}")

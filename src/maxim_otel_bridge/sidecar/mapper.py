@@ -79,10 +79,6 @@ class TraceOutput:
     messages or output, for log records that may still bring them; b"" when it shipped whole."""
 
 
-def decode_records(blobs: Sequence[bytes]) -> list[SpanRecord]:
-    return decode_bodies(blobs)
-
-
 def map_traces(inputs: Sequence[TraceInput], options: MappingOptions) -> list[TraceOutput]:
     """Map each trace on its own. Never raises for a bad trace: its output carries the error instead."""
     outputs: list[TraceOutput] = []
@@ -96,7 +92,7 @@ def map_traces(inputs: Sequence[TraceInput], options: MappingOptions) -> list[Tr
 
 
 def _map_one(item: TraceInput, options: MappingOptions, known: Mapping[str, Placement]) -> TraceOutput:
-    records = decode_records(item.blobs)
+    records = decode_bodies(item.blobs)
     if not item.events and not item.retain:
         part = map_trace_part(records, options, known)
         return TraceOutput(item.trace_id, _encoded(part.entities), part.placements, tuple(part.skipped))

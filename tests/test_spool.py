@@ -14,7 +14,7 @@ from maxim_otel_bridge.record import SpanKind
 from maxim_otel_bridge.sidecar.ingest import Verdict
 from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
 from maxim_otel_bridge.sidecar.otlp_decode import decode_bodies
-from maxim_otel_bridge.sidecar.spool import SPOOL_FILE, Spool, is_local_root
+from maxim_otel_bridge.sidecar.spool import MAX_GROUP_SPANS, SPOOL_FILE, Spool, is_local_root
 
 
 class FakeWallClock:
@@ -51,7 +51,7 @@ def test_accepted_spans_survive_reopening_the_spool(tmp_path: Path, clock: FakeW
 
     again = Spool(directory, wall_clock_ns=clock)
     try:
-        stored = again.read_trace(trace_id(7), 100)
+        stored = again.read_trace(trace_id(7))
         assert [s.record for s in stored] == records
         assert again.stats().spans == 4 and again.stats().traces == 1
     finally:
@@ -73,11 +73,34 @@ def test_existing_directory_is_made_private(tmp_path: Path) -> None:
         s.close()
 
 
-def test_a_span_sent_twice_is_stored_once(spool: Spool) -> None:
-    records = small_trace(1)
+def test_a_request_sent_twice_is_stored_once(spool: Spool) -> None:
+    records = small_trace(1) + small_trace(2)
     assert spool.accept_spans(records).accepted
-    assert spool.accept_spans(records[:1]).accepted  # a client retrying after a lost answer
-    assert spool.stats().spans == 3
+    assert spool.accept_spans(records).accepted  # a client retrying after a lost answer
+    assert spool.stats().spans == 6
+    assert [s.record for s in spool.read_trace(trace_id(1))] == records[:3]
+
+
+def test_the_spans_of_one_trace_in_one_request_are_one_group(spool: Spool) -> None:
+    records = [generation(3, 2, 1), span(4, 1), generation(3, 3, 1), span(3, 1), span(4, 2, 1)]
+    assert spool.accept_spans(records).accepted
+    [(seq3, _)] = spool.read_trace_rows(trace_id(3))
+    [(seq4, _)] = spool.read_trace_rows(trace_id(4))
+    assert seq3 < seq4  # in order of each trace's first span
+    assert spool.spooled_span_ids(trace_id(3)) == {span_id(1): seq3, span_id(2): seq3, span_id(3): seq3}
+    assert [s.record for s in spool.read_trace(trace_id(3))] == [records[0], records[2], records[3]]
+    assert sorted(spool.ready_traces(10, wait_s=60)) == [trace_id(3), trace_id(4)]  # both roots came
+    spool.accept_spans([generation(3, 9, 1)])
+    assert spool.stats().spans == 6 and len(spool.read_trace_rows(trace_id(3))) == 2
+
+
+def test_a_request_with_many_spans_of_one_trace_is_stored_in_bounded_groups(spool: Spool) -> None:
+    records = [span(5, 1)] + [generation(5, n, 1) for n in range(2, MAX_GROUP_SPANS * 2 + 20)]
+    assert spool.accept_spans(records).accepted
+    rows = spool.read_trace_rows(trace_id(5))
+    assert len(rows) == 3
+    assert [len(decode_bodies([body])) for _, body in rows] == [MAX_GROUP_SPANS, MAX_GROUP_SPANS, 19]
+    assert [s.record for s in spool.read_trace(trace_id(5))] == records
 
 
 def _empty_bytes(tmp_path: Path) -> int:
@@ -113,7 +136,7 @@ def test_over_the_byte_cap_refuses_with_a_retry_delay_and_keeps_what_it_had(
         assert verdicts.index(Verdict.OVERLOADED) == accepted  # refusals start once full and stay
         # Delivering frees room: intake resumes.
         ready = s.ready_traces(100, wait_s=0)
-        s.complete({t: ([x.seq for x in s.read_trace(t, 10)], {}) for t in ready})
+        s.complete({t: ([x.seq for x in s.read_trace(t)], {}) for t in ready})
         assert s.stats().spans == 0
         assert s.accept_spans([span(99, 1, attributes=big)]).accepted
         messages = [r.getMessage() for r in caplog.records]
@@ -194,14 +217,14 @@ def test_flush_takes_traces_that_are_not_ready(spool: Spool) -> None:
 
 def test_complete_deletes_delivered_rows_and_remembers_placements(spool: Spool, clock: FakeWallClock) -> None:
     spool.accept_spans(small_trace(6))
-    stored = spool.read_trace(trace_id(6), 100)
+    stored = spool.read_trace(trace_id(6))
     clock.advance(2)
     late = generation(6, 9, 1)
     spool.accept_spans([late])  # arrived while the first part was being shipped
     placements = {span_id(1): Placement("span", None), span_id(2): Placement("generation", span_id(1))}
     spool.complete({trace_id(6): ([s.seq for s in stored], placements)})
 
-    left = spool.read_trace(trace_id(6), 100)
+    left = spool.read_trace(trace_id(6))
     assert [s.record for s in left] == [late]
     assert spool.known(trace_id(6)) == placements
     # Its parent is placed: the late span need not wait for a root that already went.
@@ -218,7 +241,7 @@ def test_complete_deletes_delivered_rows_and_remembers_placements(spool: Spool, 
 
 def test_placements_are_forgotten_after_the_retention(spool: Spool, clock: FakeWallClock) -> None:
     spool.accept_spans(small_trace(8))
-    stored = spool.read_trace(trace_id(8), 100)
+    stored = spool.read_trace(trace_id(8))
     spool.complete({trace_id(8): ([s.seq for s in stored], {span_id(1): Placement("span", None)})})
     clock.advance(30)
     assert spool.purge_placements(60) == 0
@@ -275,14 +298,49 @@ def test_a_request_larger_than_the_cap_is_taken_while_there_is_room(tmp_path: Pa
 
 def test_placements_of_later_parts_are_added_to_those_kept(spool: Spool, clock: FakeWallClock) -> None:
     spool.accept_spans(small_trace(12))
-    stored = spool.read_trace(trace_id(12), 100)
+    stored = spool.read_trace(trace_id(12))
     first = {span_id(1): Placement("span", None), span_id(2): Placement("generation", span_id(1))}
     spool.complete({trace_id(12): ([s.seq for s in stored], first)})
     spool.accept_spans([generation(12, 9, 1)])
-    [late] = spool.read_trace(trace_id(12), 100)
+    [late] = spool.read_trace(trace_id(12))
     later = {span_id(9): Placement("generation", span_id(1)), span_id(2): Placement("tool_call", span_id(1))}
     spool.complete({trace_id(12): ([late.seq], later)})
     assert spool.known(trace_id(12)) == {**first, **later}
+
+
+def test_a_spool_with_one_row_per_span_is_converted_when_opened(tmp_path: Path, clock: FakeWallClock) -> None:
+    import sqlite3
+
+    import orjson
+
+    directory = tmp_path / "spool"
+    directory.mkdir()
+    old = sqlite3.connect(directory / SPOOL_FILE)
+    old.executescript(
+        """
+        CREATE TABLE spans (seq INTEGER PRIMARY KEY, trace_id TEXT NOT NULL, span_id TEXT NOT NULL,
+            received_ns INTEGER NOT NULL, local_root INTEGER NOT NULL, body BLOB NOT NULL, UNIQUE (trace_id, span_id));
+        """
+    )
+    records = small_trace(30) + [generation(31, 2, 1)]
+    old.executemany(
+        "INSERT INTO spans (trace_id, span_id, received_ns, local_root, body) VALUES (?, ?, ?, ?, ?)",
+        [(r.trace_id, r.span_id, clock.now, int(is_local_root(r)), orjson.dumps(r.to_json_obj())) for r in records],
+    )
+    old.commit()
+    old.close()
+    s = Spool(directory, wall_clock_ns=clock)
+    try:
+        assert [x.record for x in s.read_trace(trace_id(30))] == records[:3]
+        assert s.stats().spans == 4
+        waiting = s.read_waiting([trace_id(30), trace_id(31)], 100)
+        assert [(w.trace_id, len(w.rows), w.spans) for w in waiting] == [(trace_id(30), 3, 3), (trace_id(31), 1, 1)]
+        assert decode_bodies([body for _, body in waiting[0].rows]) == records[:3]
+        s.complete({w.trace_id: ([seq for seq, _ in w.rows], {}) for w in waiting})
+        assert s.stats().spans == 0
+        assert not sqlite3.connect(s.path).execute("SELECT 1 FROM sqlite_master WHERE name = 'spans'").fetchall()
+    finally:
+        s.close()
 
 
 def test_a_spool_with_per_span_placements_is_converted_when_opened(tmp_path: Path, clock: FakeWallClock) -> None:
@@ -329,23 +387,29 @@ def test_the_span_budget_holds_across_many_traces(spool: Spool) -> None:
         spool.accept_spans(small_trace(n))  # 3 spans each
     asked = [trace_id(n) for n in range(200, 0, -1)]
     waiting = spool.read_waiting(asked, 400)
-    # 133 whole traces, in the order asked, then the first span of the next one.
+    # 133 whole traces, in the order asked, then the next one: its one group passes the budget by 2 spans.
     assert [w.trace_id for w in waiting] == asked[:134]
-    assert [len(w.rows) for w in waiting] == [3] * 133 + [1]
+    assert [(len(w.rows), w.spans) for w in waiting] == [(1, 3)] * 134
 
 
 def test_waiting_traces_are_read_in_the_order_asked_within_the_span_budget(spool: Spool) -> None:
-    for n in (20, 21, 22):
-        spool.accept_spans(small_trace(n, children=3))  # 4 spans each
+    for n in (20, 22):
+        spool.accept_spans(small_trace(n, children=3))  # 4 spans each, one request
+    for record in small_trace(21, children=3):
+        spool.accept_spans([record])  # 4 spans, one request each
     [first] = spool.read_waiting([trace_id(20)], 100)
     spool.complete({trace_id(20): ([seq for seq, _ in first.rows], {span_id(1): Placement("span", None)})})
     spool.accept_spans([generation(20, 9, 1)])
 
-    waiting = spool.read_waiting([trace_id(22), trace_id(99), trace_id(20), trace_id(21)], 6)
-    assert [(w.trace_id, len(w.rows)) for w in waiting] == [(trace_id(22), 4), (trace_id(20), 1), (trace_id(21), 1)]
+    waiting = spool.read_waiting([trace_id(22), trace_id(99), trace_id(20), trace_id(21)], 7)
+    assert [(w.trace_id, len(w.rows), w.spans) for w in waiting] == [
+        (trace_id(22), 1, 4),
+        (trace_id(20), 1, 1),
+        (trace_id(21), 2, 2),
+    ]
     assert waiting[1].known == {span_id(1): Placement("span", None)} and waiting[0].known == {}
-    # The cut trace gives its first spans in arrival order, as read_trace does.
-    assert waiting[2].rows == spool.read_trace_rows(trace_id(21), 1)
+    # The cut trace gives its first groups in arrival order, as read_trace_rows does.
+    assert waiting[2].rows == spool.read_trace_rows(trace_id(21))[:2]
     assert [r.span_id for r in decode_bodies([body for _, body in waiting[0].rows])] == [
-        s.record.span_id for s in spool.read_trace(trace_id(22), 100)
+        s.record.span_id for s in spool.read_trace(trace_id(22))
     ]

@@ -46,7 +46,9 @@ class AssembledTrace:
 
     trace_id: str
     seqs: tuple[int, ...]
-    """The spool rows it came from: deleted once its entities are delivered."""
+    """The spool's span groups it came from: deleted once its entities are delivered."""
+    span_count: int
+    """The spans those groups hold."""
     encoded: list[bytes]
     """Each entity as one JSON object, parents before children: sent as they are (`MaximClient.send_encoded`)."""
     placements: dict[str, Placement]
@@ -56,10 +58,6 @@ class AssembledTrace:
     """The spooled log records it shipped (or found redundant): deleted with the spans."""
     retained: tuple[tuple[str, bytes], ...] = ()
     """(span id, record blob or b"") of generations to remember for late log records (see `Spool.complete`)."""
-
-    @property
-    def span_count(self) -> int:
-        return len(self.seqs)
 
     @property
     def entities(self) -> list[dict]:
@@ -97,14 +95,15 @@ class Assembler:
     def claim(self, *, flush: bool = False) -> list[AssembledTrace]:
         """Ready traces (every waiting trace with `flush`) up to about `max_spans` spans, mapped, oldest first.
 
-        A trace larger than `max_spans` is taken in parts of `max_spans` spans in arrival order.
+        A trace larger than `max_spans` is taken in parts of about `max_spans` spans in arrival order (whole span
+        groups: see `Spool.read_waiting`).
         """
         with self._lock:
             trace_ids = self.spool.ready_traces(
                 self.max_spans, wait_s=self.wait_s, exclude=self._in_flight, flush=flush
             )
             inputs: list[TraceInput] = []
-            seqs: list[tuple[int, ...]] = []
+            groups: list[tuple[tuple[int, ...], int]] = []
             event_seqs: list[tuple[int, ...]] = []
             budget = self.max_spans
             retain = self.spool.takes_log_events(self.log_window_s)
@@ -129,10 +128,11 @@ class Assembler:
                         # Every record waits for a span that has not come: due again after the window.
                         self.spool.defer_trace(trace_id)
                         continue
-                budget -= len(rows)
+                spans = part.spans if part is not None else 0
+                budget -= spans
                 known = {span_id: (p.entity_type, p.parent) for span_id, p in placements.items()}
                 inputs.append(TraceInput(trace_id, blobs, known, events, retain))
-                seqs.append(tuple(seq for seq, _ in rows))
+                groups.append((tuple(seq for seq, _ in rows), spans))
                 event_seqs.append(handled)
                 self._in_flight.add(trace_id)
         if not inputs:
@@ -143,8 +143,8 @@ class Assembler:
             self.release([item.trace_id for item in inputs])
             raise
         return [
-            self._assembled(item, rows, events, out)
-            for item, rows, events, out in zip(inputs, seqs, event_seqs, outputs)
+            self._assembled(item, part, events, out)
+            for item, part, events, out in zip(inputs, groups, event_seqs, outputs)
         ]
 
     def _events_to_ship(
@@ -191,12 +191,13 @@ class Assembler:
         self.mapper.close()
 
     def _assembled(
-        self, item: TraceInput, seqs: tuple[int, ...], event_seqs: tuple[int, ...], out: TraceOutput
+        self, item: TraceInput, part: tuple[tuple[int, ...], int], event_seqs: tuple[int, ...], out: TraceOutput
     ) -> AssembledTrace:
+        seqs, span_count = part
         if out.error is not None:
             # A mapping bug must not stall the spool on one poison trace: keep its raw spans, move on.
             logger.error(
-                "mapping trace %s failed: %s (%d spans kept as dead letters)", out.trace_id, out.error, len(seqs)
+                "mapping trace %s failed: %s (%d spans kept as dead letters)", out.trace_id, out.error, span_count
             )
             if self._dead_letters is not None:
                 self._dead_letters.write(
@@ -209,12 +210,15 @@ class Assembler:
                     DeadLetter({"type": "otel_log_record", **orjson.loads(blob)}, f"mapping failed: {out.error}")
                     for blob in item.events
                 )
-            return AssembledTrace(out.trace_id, seqs, [], {}, mapping_failed=True, log_event_seqs=event_seqs)
+            return AssembledTrace(
+                out.trace_id, seqs, span_count, [], {}, mapping_failed=True, log_event_seqs=event_seqs
+            )
         for line in out.skipped:
             logger.warning("trace %s: span skipped: %s", out.trace_id, line)
         return AssembledTrace(
             out.trace_id,
             seqs,
+            span_count,
             out.entities,
             out.placements,
             log_event_seqs=event_seqs,

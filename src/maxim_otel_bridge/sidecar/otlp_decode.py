@@ -205,17 +205,23 @@ def decode_encoded_spans(data: bytes) -> list[SpanRecord]:
 def decode_bodies(bodies: Sequence[bytes]) -> list[SpanRecord]:
     """The records of the spool's span bodies, in order.
 
-    An orjson record starts with `{`; anything else is an `EncodedSpan` (a protobuf request, whose first byte is
-    the tag of its field 1). Consecutive protobuf bodies are decoded together: concatenated, they are one request.
+    An orjson array of records starts with `[` (a single record, from an earlier spool, with `{`); anything else
+    is `EncodedSpan`s (protobuf requests, whose first byte is the tag of field 1). Consecutive protobuf bodies are
+    decoded together: concatenated, they are one request.
     """
     records: list[SpanRecord] = []
     run: list[bytes] = []
     for body in bodies:
-        if body[:1] == b"{":
+        first = body[:1]
+        if first == b"[" or first == b"{":
             if run:
                 records.extend(decode_encoded_spans(b"".join(run)))
                 run = []
-            records.append(SpanRecord.from_json_obj(orjson.loads(body)))
+            loaded = orjson.loads(body)
+            if first == b"{":
+                records.append(SpanRecord.from_json_obj(loaded))
+            else:
+                records.extend([SpanRecord.from_json_obj(obj) for obj in loaded])
         else:
             run.append(body)
     if run:

@@ -346,8 +346,8 @@ SETTINGS: tuple[Setting, ...] = (
         "MAXIM_BRIDGE_SHIP_MAX_SPANS",
         1000,
         _positive_int,
-        "Spans taken from the spool for one send (whole ready traces, several requests if needed); bounds the "
-        "memory a send holds.",
+        "Spans taken from the spool for one send (whole ready traces, several requests if needed; whole span "
+        "groups, so up to one group more); bounds the memory a send holds.",
     ),
     Setting(
         "ship_concurrency",

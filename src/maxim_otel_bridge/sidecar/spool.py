@@ -2,9 +2,14 @@
 
 One SQLite file (`spool.sqlite3`) in WAL mode inside a 0700 directory. Tables:
 
-- `spans`: one row per span, unique by (trace_id, span_id) (a span sent twice is stored once), rowid =
-  arrival order. The body is the span as it came: OTLP protobuf (`otlp_decode.EncodedSpan`, from the
-  protobuf receivers) or the record as one orjson object (from OTLP/JSON); `decode_bodies` reads both.
+- `span_groups`: one row per trace per request: the spans of one trace that came in one request (at most
+  `MAX_GROUP_SPANS`), with their ids and count, rowid = arrival order. The body holds the spans as they came:
+  OTLP protobuf (`otlp_decode.EncodedSpan`s, concatenated: one request holding them all) from the protobuf
+  receivers, or the records as one orjson array (from OTLP/JSON); `decode_bodies` reads both. Writing,
+  claiming and deleting cost one row per trace and request instead of one per span. A group is unique by
+  (trace_id, span ids): a request sent again (a client retrying after a lost answer) is stored once; a span
+  that comes again in another group is mapped once, its last copy kept (`mapping.map_trace_part`). (A spool
+  written by an earlier version, with one `spans` row per span, is converted when opened.)
 - `traces`: per waiting trace, when its first span arrived and whether it is ready (its local root has
   arrived, or it shipped a part before): the assembler asks "which traces are ready" with one indexed
   query, so RAM holds no per-trace state.
@@ -75,18 +80,23 @@ A file created with another page size keeps it (WAL mode cannot change it)."""
 _COUNT_CHUNK = 64
 """Trace ids per query when counting the waiting spans of the traces a claim may take."""
 
+MAX_GROUP_SPANS = 128
+"""Spans of one trace per `span_groups` row at most. A claim takes whole groups, so it may pass its span budget
+by less than one group; a request carrying thousands of spans of one trace is stored as several groups."""
+
 OVERLOADED_RETRY_AFTER_S = 5.0
 """Retry delay advertised when the spool is over its cap: long enough for a few sends to Maxim to drain it."""
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS spans (
+CREATE TABLE IF NOT EXISTS span_groups (
     seq INTEGER PRIMARY KEY,
     trace_id TEXT NOT NULL,
-    span_id TEXT NOT NULL,
+    span_ids TEXT NOT NULL,
+    spans INTEGER NOT NULL,
     received_ns INTEGER NOT NULL,
     local_root INTEGER NOT NULL,
     body BLOB NOT NULL,
-    UNIQUE (trace_id, span_id)
+    UNIQUE (trace_id, span_ids)
 );
 CREATE TABLE IF NOT EXISTS traces (
     trace_id TEXT PRIMARY KEY,
@@ -128,16 +138,24 @@ INSERT OR REPLACE INTO trace_placements (trace_id, body, shipped_ns)
 DROP TABLE placements;
 """
 
+# The per-span rows of earlier versions: each becomes a group of one (its body, one record, still reads).
+_MIGRATE_SPANS = """
+INSERT INTO span_groups (seq, trace_id, span_ids, spans, received_ns, local_root, body)
+    SELECT seq, trace_id, span_id, 1, received_ns, local_root, body FROM spans ORDER BY seq;
+DROP TABLE spans;
+"""
+
 # body: {span id: [entity type, parent or null]}. json_patch adds a later part's spans to those kept.
 _MERGE_PLACEMENTS = (
     "INSERT INTO trace_placements (trace_id, body, shipped_ns) VALUES (?, ?, ?) "
     "ON CONFLICT (trace_id) DO UPDATE SET body = json_patch(body, excluded.body), shipped_ns = excluded.shipped_ns"
 )
 
-_INSERT_SPAN = (
-    "INSERT INTO spans (trace_id, span_id, received_ns, local_root, body) VALUES (?, ?, ?, ?, ?) "
-    "ON CONFLICT (trace_id, span_id) DO NOTHING"
+_INSERT_GROUP = (
+    "INSERT INTO span_groups (trace_id, span_ids, spans, received_ns, local_root, body) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (trace_id, span_ids) DO NOTHING"
 )
+_SPAN_ID_SEPARATOR = ","
 # A trace that already shipped a part is ready as soon as more of its spans arrive: their parents were
 # either shipped (the mapping links to them through the stored placements) or come with them.
 _UPSERT_TRACE = (
@@ -169,8 +187,34 @@ def is_local_root(record: SpanRecord | EncodedSpan) -> bool:
     return parent is None or not parent.strip("0") or record.kind in _ENTRY_KINDS
 
 
-def _body(record: SpanRecord | EncodedSpan) -> bytes:
-    return record.data if isinstance(record, EncodedSpan) else orjson.dumps(record.to_json_obj())
+def _group_rows(records: Sequence[SpanRecord | EncodedSpan], now: int) -> tuple[list[tuple], dict[str, bool], int]:
+    """`records` as `span_groups` rows (one per trace, in order of first appearance, split at `MAX_GROUP_SPANS`),
+    whether each trace's local root is among them, and the bytes of the bodies."""
+    by_trace: dict[tuple[str, bool], list[SpanRecord | EncodedSpan]] = {}
+    for record in records:
+        # Protobuf and orjson bodies do not mix in one group (receivers hand over one kind per request).
+        key = (record.trace_id, isinstance(record, EncodedSpan))
+        group = by_trace.get(key)
+        if group is None:
+            by_trace[key] = [record]
+        else:
+            group.append(record)
+    rows: list[tuple] = []
+    roots: dict[str, bool] = {}
+    size = 0
+    for (trace_id, encoded), members in by_trace.items():
+        for start in range(0, len(members), MAX_GROUP_SPANS):
+            chunk = members[start : start + MAX_GROUP_SPANS]
+            if encoded:
+                body = b"".join([record.data for record in chunk])
+            else:
+                body = orjson.dumps([record.to_json_obj() for record in chunk])
+            root = any(is_local_root(record) for record in chunk)
+            span_ids = _SPAN_ID_SEPARATOR.join([record.span_id for record in chunk])
+            rows.append((trace_id, span_ids, len(chunk), now, int(root), body))
+            roots[trace_id] = roots.get(trace_id, False) or root
+            size += len(body)
+    return rows, roots, size
 
 
 def _placements(body: str | None) -> dict[str, Placement]:
@@ -182,18 +226,20 @@ def _placements(body: str | None) -> dict[str, Placement]:
 @dataclass(frozen=True, slots=True)
 class StoredSpan:
     seq: int
-    """Arrival order; the handle `complete()` deletes by."""
+    """Its group's row: arrival order, and the handle `complete()` deletes by (with the group's other spans)."""
     record: SpanRecord
 
 
 @dataclass(frozen=True, slots=True)
 class WaitingTrace:
-    """The first spans of a waiting trace, as stored, with the placements of its spans shipped before."""
+    """The first span groups of a waiting trace, as stored, with the placements of its spans shipped before."""
 
     trace_id: str
     rows: list[tuple[int, bytes]]
-    """(seq, body) in arrival order (`decode_bodies` reads the bodies)."""
+    """(seq, body) per group, in arrival order (`decode_bodies` reads the bodies)."""
     known: dict[str, Placement]
+    spans: int = 0
+    """How many spans `rows` hold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,9 +348,10 @@ class Spool:
 
     @staticmethod
     def _migrate(connection: sqlite3.Connection) -> None:
-        old = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'placements'").fetchone()
-        if old is not None:
-            connection.executescript(f"BEGIN IMMEDIATE; {_MIGRATE_PLACEMENTS} COMMIT;")
+        for table, script in (("placements", _MIGRATE_PLACEMENTS), ("spans", _MIGRATE_SPANS)):
+            old = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (table,))
+            if old.fetchone() is not None:
+                connection.executescript(f"BEGIN IMMEDIATE; {script} COMMIT;")
 
     # -- intake (SpanSink) ---------------------------------------------------------------------------
 
@@ -313,19 +360,11 @@ class Spool:
         if not self._intake_open:
             return AcceptResult(Verdict.SHUTTING_DOWN, 1.0)
         now = self._now_ns()
-        rows: list[tuple] = []
-        traces: dict[str, bool] = {}
-        size = 0
-        for record in records:
-            body = _body(record)
-            size += len(body)
-            root = is_local_root(record)
-            rows.append((record.trace_id, record.span_id, now, int(root), body))
-            traces[record.trace_id] = traces.get(record.trace_id, False) or root
-        pending = _Pending(rows, [(t, now, int(root)) for t, root in traces.items()], size)
-        result = self._submit(pending, len(rows))
+        rows, roots, size = _group_rows(records, now)
+        pending = _Pending(rows, [(t, now, int(root)) for t, root in roots.items()], size)
+        result = self._submit(pending, len(records))
         if result.accepted and self.metrics is not None:
-            self.metrics.spool_spooled_spans.inc(len(rows))
+            self.metrics.spool_spooled_spans.inc(len(records))
         return result
 
     def accept_log_events(self, events: Sequence[LogEvent]) -> AcceptResult:
@@ -421,7 +460,7 @@ class Spool:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 for pending in group:
-                    connection.executemany(_INSERT_SPAN, pending.rows)
+                    connection.executemany(_INSERT_GROUP, pending.rows)
                     connection.executemany(_UPSERT_TRACE, pending.traces)
                     if pending.event_rows:
                         connection.executemany(_INSERT_LOG_EVENT, pending.event_rows)
@@ -469,22 +508,23 @@ class Spool:
             return None
         return max(0.0, (row[0] + int(wait_s * 1e9) - self._now_ns()) / 1e9)
 
-    def read_trace(self, trace_id: str, limit: int) -> list[StoredSpan]:
-        """Up to `limit` waiting spans of a trace, in arrival order."""
-        rows = self.read_trace_rows(trace_id, limit)
-        return [StoredSpan(seq, record) for (seq, _), record in zip(rows, decode_bodies([body for _, body in rows]))]
+    def read_trace(self, trace_id: str) -> list[StoredSpan]:
+        """The waiting spans of a trace, in arrival order (for inspection: claims use `read_waiting`)."""
+        rows = self.read_trace_rows(trace_id)
+        return [StoredSpan(seq, record) for seq, body in rows for record in decode_bodies([body])]
 
-    def read_trace_rows(self, trace_id: str, limit: int) -> list[tuple[int, bytes]]:
-        """Like `read_trace`, as (seq, stored body) rows (`decode_bodies` reads them)."""
+    def read_trace_rows(self, trace_id: str) -> list[tuple[int, bytes]]:
+        """Like `read_trace`, as (seq, stored body) rows, one per span group (`decode_bodies` reads them)."""
         with self._reader_lock:
             return self._reader.execute(
-                "SELECT seq, body FROM spans WHERE trace_id = ? ORDER BY seq LIMIT ?", (trace_id, limit)
+                "SELECT seq, body FROM span_groups WHERE trace_id = ? ORDER BY seq", (trace_id,)
             ).fetchall()
 
     def read_waiting(self, trace_ids: Sequence[str], max_spans: int) -> list[WaitingTrace]:
-        """The waiting spans of `trace_ids`, in that order, up to `max_spans` spans in all: the last trace taken
-        may be cut (its first spans in arrival order), the ones after it are left out. A few queries for the
-        whole batch instead of two per trace."""
+        """The waiting spans of `trace_ids`, in that order, in whole span groups, about `max_spans` spans in all:
+        traces are taken while the budget lasts, and the last one taken may be cut (its first groups in arrival
+        order, as long as the budget lasts: it may pass it by less than one group); the ones after it are left
+        out. A few queries for the whole batch instead of two per trace."""
         with self._reader_lock:
             counts: dict[str, int] = {}
             taken: dict[str, int] = {}
@@ -497,7 +537,7 @@ class Spool:
                 chunk = trace_ids[start : start + _COUNT_CHUNK]
                 counts.update(
                     self._in_chunks(
-                        "SELECT trace_id, count(*) FROM spans WHERE trace_id IN ({}) GROUP BY trace_id", chunk
+                        "SELECT trace_id, sum(spans) FROM span_groups WHERE trace_id IN ({}) GROUP BY trace_id", chunk
                     )
                 )
                 for trace_id in chunk:
@@ -506,26 +546,48 @@ class Spool:
                     if counts.get(trace_id):
                         taken[trace_id] = min(counts[trace_id], budget)
                         budget -= taken[trace_id]
-            rows: dict[str, list[tuple[int, bytes]]] = {trace_id: [] for trace_id in taken}
+            groups: dict[str, list[tuple[int, int, bytes]]] = {trace_id: [] for trace_id in taken}
             whole = [trace_id for trace_id, count in taken.items() if count == counts[trace_id]]
             # Sorted here, not by SQLite: its sorter would copy every body once more.
-            query = "SELECT trace_id, seq, body FROM spans WHERE trace_id IN ({})"
-            for trace_id, seq, body in self._in_chunks(query, whole):
-                rows[trace_id].append((seq, body))
+            query = "SELECT trace_id, seq, spans, body FROM span_groups WHERE trace_id IN ({})"
+            for trace_id, seq, spans, body in self._in_chunks(query, whole):
+                groups[trace_id].append((seq, spans, body))
             for trace_id in whole:
-                rows[trace_id].sort()
+                groups[trace_id].sort()
             for trace_id in taken.keys() - set(whole):
-                rows[trace_id] = self._reader.execute(
-                    "SELECT seq, body FROM spans WHERE trace_id = ? ORDER BY seq LIMIT ?", (trace_id, taken[trace_id])
+                groups[trace_id] = self._reader.execute(
+                    "SELECT seq, spans, body FROM span_groups WHERE trace_id = ? AND seq <= ? ORDER BY seq",
+                    (trace_id, self._last_group_within(trace_id, taken[trace_id])),
                 ).fetchall()
             known = dict(
                 self._in_chunks("SELECT trace_id, body FROM trace_placements WHERE trace_id IN ({})", list(taken))
             )
-        # Spans that arrived between the queries wait for the next claim: each trace keeps its share of the budget.
-        return [
-            WaitingTrace(trace_id, rows[trace_id][:count], _placements(known.get(trace_id)))
-            for trace_id, count in taken.items()
-        ]
+        # Groups that arrived between the queries wait for the next claim: each trace keeps its share of the budget.
+        out: list[WaitingTrace] = []
+        for trace_id, count in taken.items():
+            rows: list[tuple[int, bytes]] = []
+            spans = 0
+            for seq, group_spans, body in groups[trace_id]:
+                if spans >= count:
+                    break
+                rows.append((seq, body))
+                spans += group_spans
+            out.append(WaitingTrace(trace_id, rows, _placements(known.get(trace_id)), spans))
+        return out
+
+    def _last_group_within(self, trace_id: str, budget: int) -> int:
+        """The seq of the last group a cut trace gives within `budget` spans (the first group at least): its later
+        bodies are not read. The reader lock must be held."""
+        spans = 0
+        last = 0
+        for seq, group_spans in self._reader.execute(
+            "SELECT seq, spans FROM span_groups WHERE trace_id = ? ORDER BY seq", (trace_id,)
+        ):
+            if spans >= budget:
+                break
+            spans += group_spans
+            last = seq
+        return last
 
     def _in_chunks(self, query: str, values: Sequence[str]) -> list[tuple]:
         """`query` (one `IN ({})`) run over `values` in chunks; the reader lock must be held."""
@@ -549,7 +611,8 @@ class Spool:
         log_event_seqs: Sequence[int] = (),
         retained: Sequence[tuple[str, str, bytes]] = (),
     ) -> None:
-        """Delivered: per trace id, the spans' seqs to delete and the placements to remember, in one transaction.
+        """Delivered: per trace id, the seqs of its span groups to delete and the placements to remember, in one
+        transaction.
 
         With them go the log records shipped (joined to a span or as events: `log_event_seqs`) and the span
         records to keep for records that may still arrive (`retained`: trace id, span id, joined record blob).
@@ -573,7 +636,7 @@ class Spool:
                 # One statement for the whole claim: SQLite deletes the rows in rowid order, page after page,
                 # instead of one statement per span jumping between pages trace by trace.
                 connection.execute(
-                    "DELETE FROM spans WHERE seq IN (SELECT value FROM json_each(?))",
+                    "DELETE FROM span_groups WHERE seq IN (SELECT value FROM json_each(?))",
                     (orjson.dumps([seq for seqs, _ in done.values() for seq in seqs]),),
                 )
                 connection.executemany(_MERGE_PLACEMENTS, placement_rows)
@@ -591,7 +654,7 @@ class Spool:
                     chunk = trace_ids[start : start + _IN_CHUNK]
                     marks = ",".join("?" * len(chunk))
                     for trace_id, first_ns, local_root in connection.execute(
-                        f"SELECT trace_id, min(received_ns), max(local_root) FROM spans "  # only "?" marks are formatted in
+                        f"SELECT trace_id, min(received_ns), max(local_root) FROM span_groups "  # only "?" marks are formatted in
                         f"WHERE trace_id IN ({marks}) GROUP BY trace_id",
                         chunk,
                     ):
@@ -639,10 +702,13 @@ class Spool:
         return [StoredLogEvent(seq, span_id, received_ns, body) for seq, span_id, received_ns, body in rows]
 
     def spooled_span_ids(self, trace_id: str) -> dict[str, int]:
-        """The spans of a trace waiting in the spool: span id -> seq."""
+        """The spans of a trace waiting in the spool: span id -> seq of its group (the last, for a span stored
+        in two groups)."""
         with self._reader_lock:
-            rows = self._reader.execute("SELECT span_id, seq FROM spans WHERE trace_id = ?", (trace_id,)).fetchall()
-        return dict(rows)
+            rows = self._reader.execute(
+                "SELECT span_ids, seq FROM span_groups WHERE trace_id = ? ORDER BY seq", (trace_id,)
+            ).fetchall()
+        return {span_id: seq for span_ids, seq in rows for span_id in span_ids.split(_SPAN_ID_SEPARATOR)}
 
     def clock_ns(self) -> int:
         """The spool's wall clock (the one arrival times are stamped with)."""
@@ -690,7 +756,7 @@ class Spool:
 
     def stats(self) -> SpoolStats:
         with self._reader_lock:
-            spans = self._reader.execute("SELECT count(*) FROM spans").fetchone()[0]
+            spans = self._reader.execute("SELECT coalesce(sum(spans), 0) FROM span_groups").fetchone()[0]
             traces = self._reader.execute("SELECT count(*) FROM traces").fetchone()[0]
             log_events = self._reader.execute("SELECT count(*) FROM log_events").fetchone()[0]
         return SpoolStats(
@@ -716,7 +782,7 @@ class Spool:
     def oldest_age_s(self) -> float:
         """Age of the oldest waiting span, 0 when empty (one indexed lookup: rowid order is arrival order)."""
         with self._reader_lock:
-            oldest = self._reader.execute("SELECT received_ns FROM spans ORDER BY seq LIMIT 1").fetchone()
+            oldest = self._reader.execute("SELECT received_ns FROM span_groups ORDER BY seq LIMIT 1").fetchone()
         return max(0.0, (self._now_ns() - oldest[0]) / 1e9) if oldest else 0.0
 
     def _refresh_gauges(self) -> None:

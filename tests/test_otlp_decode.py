@@ -35,6 +35,7 @@ from maxim_otel_bridge.sidecar.otlp_decode import (
     decode_encoded_spans,
     decode_trace_request_json,
     decode_trace_request_protobuf,
+    join_encoded_spans,
     split_trace_request_protobuf,
 )
 
@@ -358,7 +359,7 @@ def test_problem_messages_cut_long_span_names_short() -> None:
 
 def _split_then_decoded(body: bytes) -> tuple[list, int, str]:
     split = split_trace_request_protobuf(body)
-    records = decode_encoded_spans(b"".join(s.data for s in split.records)) if split.records else []
+    records = decode_encoded_spans(join_encoded_spans(split.records)) if split.records else []
     return records, split.rejected, split.error_message
 
 
@@ -370,6 +371,31 @@ def test_split_spans_decode_to_the_same_records_alone_or_concatenated() -> None:
     assert [(s.trace_id, s.span_id, s.parent_span_id) for s in split.records] == [
         (r.trace_id, r.span_id, r.parent_span_id) for r in RICH_RECORDS
     ]
+
+
+def test_joined_spans_write_each_resource_and_scope_once_per_run_and_decode_in_order() -> None:
+    first = rich_request_pb()
+    second = request_pb(span_pb("other", TID, bytes.fromhex(CHILD)), span_pb("third", TID, SID))
+    second.resource_spans[0].resource.attributes.add(key="service.name", value=s("second"))
+    a = split_trace_request_protobuf(first.SerializeToString()).records
+    b = split_trace_request_protobuf(second.SerializeToString()).records
+    mixed = [*a[:2], *b[:1], *a[2:], *b[1:]]
+    expected = [
+        *decode_trace_request_protobuf(first.SerializeToString()).records[:2],
+        decode_trace_request_protobuf(second.SerializeToString()).records[0],
+        *decode_trace_request_protobuf(first.SerializeToString()).records[2:],
+        decode_trace_request_protobuf(second.SerializeToString()).records[1],
+    ]
+    joined = join_encoded_spans(mixed)
+    assert decode_encoded_spans(joined) == expected
+    request = ExportTraceServiceRequest.FromString(joined)
+    pairs = list(zip(mixed, mixed[1:]))
+    scope_runs = 1 + sum(x.resource is not y.resource or x.scope is not y.scope for x, y in pairs)
+    resource_runs = 1 + sum(x.resource is not y.resource for x, y in pairs)
+    assert len(mixed) > scope_runs
+    assert sum(len(r.scope_spans) for r in request.resource_spans) == scope_runs
+    assert len(request.resource_spans) == resource_runs
+    assert len(joined) < len(b"".join(span.data for span in mixed))  # each alone repeats its resource and scope
 
 
 def test_split_rejects_drops_and_reports_exactly_what_decoding_does() -> None:
@@ -405,7 +431,7 @@ def test_a_string_table_index_value_counts_as_unset_on_both_paths() -> None:
 
     decoded = decode_trace_request_protobuf(body)
     split = split_trace_request_protobuf(body)
-    from_split = decode_encoded_spans(b"".join(s.data for s in split.records))
+    from_split = decode_encoded_spans(join_encoded_spans(split.records))
 
     assert decoded.rejected == split.rejected == 0
     for record in (decoded.records[0], from_split[0]):

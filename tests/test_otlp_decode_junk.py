@@ -16,6 +16,7 @@ from maxim_otel_bridge.sidecar.otlp_decode import (
     decode_encoded_spans,
     decode_trace_request_json,
     decode_trace_request_protobuf,
+    join_encoded_spans,
     split_trace_request_protobuf,
 )
 
@@ -63,7 +64,7 @@ def split_agrees_with_decoding(body: bytes) -> None:
         return
     assert decoded is not None
     assert (split.rejected, split.error_message) == (decoded.rejected, decoded.error_message)
-    records = decode_encoded_spans(b"".join(s.data for s in split.records)) if split.records else []
+    records = decode_encoded_spans(join_encoded_spans(split.records)) if split.records else []
     assert repr(records) == repr(list(decoded.records))  # repr: a mutated double may be NaN, never equal to itself
 
 

@@ -65,6 +65,7 @@ __all__ = [
     "decode_encoded_spans",
     "decode_trace_request_json",
     "decode_trace_request_protobuf",
+    "join_encoded_spans",
     "split_trace_request_protobuf",
 ]
 
@@ -83,8 +84,18 @@ class EncodedSpan:
     parent_span_id: str | None
     kind: int
     """As sent (`decode_encoded_spans` normalizes an unknown kind, as decoding does)."""
-    data: bytes
-    """A serialized `ExportTraceServiceRequest` holding the span alone, with its resource and its scope."""
+    span: bytes
+    """The span as a `spans` field of its `ScopeSpans`: tag, length, serialized `Span`."""
+    resource: bytes
+    """Its resource as the `resource` field of a `ResourceSpans` (b"" without one): one bytes object shared by
+    the spans of one `ResourceSpans` of a request, which `join_encoded_spans` frames once for them all."""
+    scope: bytes
+    """Its scope as the `scope` field of a `ScopeSpans` (b"" without one), shared likewise."""
+
+    @property
+    def data(self) -> bytes:
+        """A serialized `ExportTraceServiceRequest` holding the span alone, with its resource and its scope."""
+        return join_encoded_spans((self,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +143,8 @@ def split_trace_request_protobuf(data: bytes) -> DecodedSpans:
     spans: list[EncodedSpan] = []
     problems = Problems()
     for resource_spans in request.resource_spans:
-        # A field of a message is its tag, its length and its bytes: the resource and each scope are
-        # serialized once, and each span is framed with them without building new messages.
+        # The resource and each scope are serialized once, as the fields they are in their messages, and shared
+        # by their spans: `join_encoded_spans` frames the spans with them without building new messages.
         head = _field(1, resource_spans.resource.SerializeToString()) if resource_spans.HasField("resource") else b""
         for scope_spans in resource_spans.scope_spans:
             scope = _field(1, scope_spans.scope.SerializeToString()) if scope_spans.HasField("scope") else b""
@@ -151,17 +162,39 @@ def _split_span(span: Span, head: bytes, scope: bytes, problems: Problems) -> En
     parent_span_id = _decode_parent_span_id(span.parent_span_id)
     if span.links:
         _drop_invalid_links(span, problems)
-    # { resource_spans: [ResourceSpans { resource, scope_spans: [ScopeSpans { scope, spans: [span] }] }] },
-    # with one copy of the bytes.
     body = span.SerializeToString()
-    span_length = _varint(len(body))
-    scope_spans_size = len(scope) + 1 + len(span_length) + len(body)
-    scope_spans_length = _varint(scope_spans_size)
-    resource_spans_size = len(head) + 1 + len(scope_spans_length) + scope_spans_size
-    data = b"".join(
-        (b"\x0a", _varint(resource_spans_size), head, b"\x12", scope_spans_length, scope, b"\x12", span_length, body)
-    )
-    return EncodedSpan(trace_id, span_id, parent_span_id, span.kind, data)
+    return EncodedSpan(trace_id, span_id, parent_span_id, span.kind, b"\x12" + _varint(len(body)) + body, head, scope)
+
+
+def join_encoded_spans(spans: Sequence[EncodedSpan]) -> bytes:
+    """`spans`, in order, as one serialized `ExportTraceServiceRequest`: each run of spans sharing a resource
+    and a scope (as they came in one request) is one `ResourceSpans` / `ScopeSpans`, so the resource and the
+    scope are written once per run, not once per span, and decoding reads each once."""
+    chunks: list[bytes] = []
+    start = 0
+    count = len(spans)
+    while start < count:
+        resource = spans[start].resource
+        # ResourceSpans { resource (field 1), scope_spans (field 2)... } as field 1 of the request.
+        resource_chunks: list[bytes] = [resource]
+        while start < count and spans[start].resource is resource:
+            scope = spans[start].scope
+            # ScopeSpans { scope (field 1), spans (field 2: `EncodedSpan.span`)... }, field 2 of the ResourceSpans.
+            end = start + 1
+            while end < count and spans[end].scope is scope and spans[end].resource is resource:
+                end += 1
+            _frame(2, [scope, *[span.span for span in spans[start:end]]], resource_chunks)
+            start = end
+        _frame(1, resource_chunks, chunks)
+    return b"".join(chunks)
+
+
+def _frame(number: int, payload: list[bytes], out: list[bytes]) -> None:
+    """Append to `out` a length-delimited field (field numbers below 16 fit the one-byte tag) whose payload is
+    the concatenation of `payload`, without joining it."""
+    out.append(bytes((number << 3 | 2,)))
+    out.append(_varint(sum(map(len, payload))))
+    out.extend(payload)
 
 
 def _drop_invalid_links(span: Span, problems: Problems) -> None:
@@ -193,9 +226,9 @@ def _varint(value: int) -> bytes:
 
 
 def decode_encoded_spans(data: bytes) -> list[SpanRecord]:
-    """The records of the concatenated `data` of any number of `EncodedSpan`s, in order: exactly what
-    `decode_trace_request_protobuf` makes of those spans. (Each `data` is a whole request holding one span,
-    and concatenated requests are one request holding them all: one parse for a whole trace.)"""
+    """The records of `join_encoded_spans` results (one, or several concatenated), in order: exactly what
+    `decode_trace_request_protobuf` makes of those spans. (Concatenated requests are one request holding them
+    all: one parse for a whole trace.)"""
     decoded = decode_trace_request_protobuf(data)
     if decoded.rejected:
         raise ValueError(f"encoded spans that are not valid: {decoded.error_message}")

@@ -4,8 +4,8 @@ One SQLite file (`spool.sqlite3`) in WAL mode inside a 0700 directory. Tables:
 
 - `span_groups`: one row per trace per request: the spans of one trace that came in one request (at most
   `MAX_GROUP_SPANS`), with their ids and count, rowid = arrival order. The body holds the spans as they came:
-  OTLP protobuf (`otlp_decode.EncodedSpan`s, concatenated: one request holding them all) from the protobuf
-  receivers, or the records as one orjson array (from OTLP/JSON); `decode_bodies` reads both. Writing,
+  OTLP protobuf (`otlp_decode.EncodedSpan`s as one request holding them all, `join_encoded_spans`) from the
+  protobuf receivers, or the records as one orjson array (from OTLP/JSON); `decode_bodies` reads both. Writing,
   claiming and deleting cost one row per trace and request instead of one per span. A group is unique by
   (trace_id, span ids): a request sent again (a client retrying after a lost answer) is stored once; a span
   that comes again in another group is mapped once, its last copy kept (`mapping.map_trace_part`). (A spool
@@ -51,7 +51,7 @@ from maxim_otel_bridge.mapping import Placement
 from maxim_otel_bridge.record import SpanKind, SpanRecord
 from maxim_otel_bridge.sidecar.ingest import ACCEPTED, AcceptResult, Verdict
 from maxim_otel_bridge.sidecar.metrics import BridgeMetrics
-from maxim_otel_bridge.sidecar.otlp_decode import EncodedSpan, decode_bodies
+from maxim_otel_bridge.sidecar.otlp_decode import EncodedSpan, decode_bodies, join_encoded_spans
 
 __all__ = [
     "PAGE_SIZE",
@@ -206,7 +206,7 @@ def _group_rows(records: Sequence[SpanRecord | EncodedSpan], now: int) -> tuple[
         for start in range(0, len(members), MAX_GROUP_SPANS):
             chunk = members[start : start + MAX_GROUP_SPANS]
             if encoded:
-                body = b"".join([record.data for record in chunk])
+                body = join_encoded_spans(chunk)
             else:
                 body = orjson.dumps([record.to_json_obj() for record in chunk])
             root = any(is_local_root(record) for record in chunk)
@@ -652,9 +652,9 @@ class Spool:
                 remaining: dict[str, tuple[int, int]] = {}
                 for start in range(0, len(trace_ids), _IN_CHUNK):
                     chunk = trace_ids[start : start + _IN_CHUNK]
-                    marks = ",".join("?" * len(chunk))
+                    marks = ",".join("?" * len(chunk))  # only "?" marks are formatted into the query
                     for trace_id, first_ns, local_root in connection.execute(
-                        f"SELECT trace_id, min(received_ns), max(local_root) FROM span_groups "  # only "?" marks are formatted in
+                        f"SELECT trace_id, min(received_ns), max(local_root) FROM span_groups "
                         f"WHERE trace_id IN ({marks}) GROUP BY trace_id",
                         chunk,
                     ):

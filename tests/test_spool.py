@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 import threading
 from pathlib import Path
 
+import orjson
 import pytest
 from fakes.records import generation, small_trace, span, span_id, trace_id
 
@@ -268,8 +270,6 @@ def test_a_failed_write_refuses_instead_of_acknowledging(tmp_path: Path) -> None
     try:
         # Another connection holds the write lock past the writer's busy timeout: the write fails.
         s._writer.execute("PRAGMA busy_timeout=50")
-        import sqlite3
-
         blocker = sqlite3.connect(s.path, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
         try:
@@ -308,27 +308,28 @@ def test_placements_of_later_parts_are_added_to_those_kept(spool: Spool, clock: 
     assert spool.known(trace_id(12)) == {**first, **later}
 
 
-def test_a_spool_with_one_row_per_span_is_converted_when_opened(tmp_path: Path, clock: FakeWallClock) -> None:
-    import sqlite3
-
-    import orjson
-
-    directory = tmp_path / "spool"
+def _earlier_spool(directory: Path, schema: str, insert: str, rows: list[tuple]) -> Path:
+    """A spool file as an earlier version wrote it: its own `schema`, holding `rows`."""
     directory.mkdir()
     old = sqlite3.connect(directory / SPOOL_FILE)
-    old.executescript(
+    old.executescript(schema)
+    old.executemany(insert, rows)
+    old.commit()
+    old.close()
+    return directory
+
+
+def test_a_spool_with_one_row_per_span_is_converted_when_opened(tmp_path: Path, clock: FakeWallClock) -> None:
+    records = small_trace(30) + [generation(31, 2, 1)]
+    directory = _earlier_spool(
+        tmp_path / "spool",
         """
         CREATE TABLE spans (seq INTEGER PRIMARY KEY, trace_id TEXT NOT NULL, span_id TEXT NOT NULL,
             received_ns INTEGER NOT NULL, local_root INTEGER NOT NULL, body BLOB NOT NULL, UNIQUE (trace_id, span_id));
-        """
-    )
-    records = small_trace(30) + [generation(31, 2, 1)]
-    old.executemany(
+        """,
         "INSERT INTO spans (trace_id, span_id, received_ns, local_root, body) VALUES (?, ?, ?, ?, ?)",
         [(r.trace_id, r.span_id, clock.now, int(is_local_root(r)), orjson.dumps(r.to_json_obj())) for r in records],
     )
-    old.commit()
-    old.close()
     s = Spool(directory, wall_clock_ns=clock)
     try:
         assert [x.record for x in s.read_trace(trace_id(30))] == records[:3]
@@ -344,19 +345,13 @@ def test_a_spool_with_one_row_per_span_is_converted_when_opened(tmp_path: Path, 
 
 
 def test_a_spool_with_per_span_placements_is_converted_when_opened(tmp_path: Path, clock: FakeWallClock) -> None:
-    import sqlite3
-
-    directory = tmp_path / "spool"
-    directory.mkdir()
-    old = sqlite3.connect(directory / SPOOL_FILE)
-    old.executescript(
+    directory = _earlier_spool(
+        tmp_path / "spool",
         """
         CREATE TABLE placements (trace_id TEXT NOT NULL, span_id TEXT NOT NULL, entity_type TEXT NOT NULL,
             parent TEXT, shipped_ns INTEGER NOT NULL, PRIMARY KEY (trace_id, span_id)) WITHOUT ROWID;
         CREATE INDEX placements_by_age ON placements (shipped_ns);
-        """
-    )
-    old.executemany(
+        """,
         "INSERT INTO placements VALUES (?, ?, ?, ?, ?)",
         [
             (trace_id(1), span_id(1), "span", None, clock.now),
@@ -364,8 +359,6 @@ def test_a_spool_with_per_span_placements_is_converted_when_opened(tmp_path: Pat
             (trace_id(2), span_id(3), "span", None, clock.now),
         ],
     )
-    old.commit()
-    old.close()
     s = Spool(directory, wall_clock_ns=clock)
     try:
         assert s.known(trace_id(1)) == {

@@ -84,6 +84,9 @@ MAX_GROUP_SPANS = 128
 """Spans of one trace per `span_groups` row at most. A claim takes whole groups, so it may pass its span budget
 by less than one group; a request carrying thousands of spans of one trace is stored as several groups."""
 
+_SPAN_ID_SEPARATOR = ","
+"""Between the span ids of a group in its `span_ids` column (hex ids never hold one)."""
+
 OVERLOADED_RETRY_AFTER_S = 5.0
 """Retry delay advertised when the spool is over its cap: long enough for a few sends to Maxim to drain it."""
 
@@ -155,7 +158,6 @@ _INSERT_GROUP = (
     "INSERT INTO span_groups (trace_id, span_ids, spans, received_ns, local_root, body) VALUES (?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (trace_id, span_ids) DO NOTHING"
 )
-_SPAN_ID_SEPARATOR = ","
 # A trace that already shipped a part is ready as soon as more of its spans arrive: their parents were
 # either shipped (the mapping links to them through the stored placements) or come with them.
 _UPSERT_TRACE = (

@@ -353,9 +353,10 @@ SETTINGS: tuple[Setting, ...] = (
         "ship_concurrency",
         "--ship-concurrency",
         "MAXIM_BRIDGE_SHIP_CONCURRENCY",
-        2,
+        3,
         _positive_int,
-        "Sends to Maxim in flight at once.",
+        "Sends to Maxim in flight at once (each thread claims, maps, sends and deletes in turn: with two mapping "
+        "workers, the third keeps both mapping while one thread does the rest).",
     ),
     Setting(
         "map_workers",
@@ -469,7 +470,7 @@ class SidecarSettings:
     batch_max_entities: int = 500
     batch_max_bytes: int = 4 * 1024**2
     ship_max_spans: int = 1000
-    ship_concurrency: int = 2
+    ship_concurrency: int = 3
     map_workers: int = 1
     """Resolved: `auto` (the default) is a number here (see `cpus.auto_map_workers`)."""
     send_timeout: float = 10.0

@@ -89,6 +89,24 @@ def _span_ids(traces: range) -> set[str]:
     return {r.span_id for n in traces for r in small_trace(n)} | {trace_id(n) for n in traces}
 
 
+def test_the_gate_and_the_counts_are_updated_before_delivered_rows_go(rig: Rig, sink: BatchSink) -> None:
+    # Whoever sees the spool drained must also see the destination as reachable and the spans counted.
+    seen: list[tuple[str, float]] = []
+    complete = rig.spool.complete
+
+    def watched(done, **kwargs):
+        if done:
+            seen.append((rig.gate.status().state, rig.metrics.exporter_sent_spans._value.get()))
+        return complete(done, **kwargs)
+
+    rig.spool.complete = watched  # type: ignore[method-assign]
+    for n in range(1, 11):
+        assert rig.spool.accept_spans(small_trace(n)).accepted
+    rig.shipper.start()
+    assert _wait(lambda: rig.spool.stats().spans == 0)
+    assert seen and all(state == "ok" and sent > 0 for state, sent in seen)
+
+
 def test_spooled_traces_are_delivered_and_removed(rig: Rig, sink: BatchSink) -> None:
     for n in range(1, 31):
         assert rig.spool.accept_spans(small_trace(n)).accepted

@@ -265,18 +265,9 @@ class Shipper:
                 done[trace.trace_id] = (trace.seqs, trace.placements)
                 if not trace.mapping_failed:
                     sent += trace.span_count
-        # Counted before the rows go, so whoever sees the spool empty also sees the counts.
+        # Counted, and the gate told, before the rows go: whoever sees the spool empty also sees the counts and
+        # the destination's state.
         self._count(batch, sent, undelivered, result)
-        delivered = [trace for trace in batch if trace.trace_id in done]
-        try:
-            self.spool.complete(
-                done,
-                log_event_seqs=[seq for trace in delivered for seq in trace.log_event_seqs],
-                retained=[(trace.trace_id, span_id, blob) for trace in delivered for span_id, blob in trace.retained],
-            )
-        except sqlite3.Error as exc:
-            # Delivered but still spooled: they will be sent again (Maxim merges by id), never lost.
-            logger.error("could not remove %d delivered traces from the spool: %s", len(done), exc)
         if result.failed or result.auth_failed:
             pause = self.gate.failed(
                 retry_after=result.retry_after, auth_failed=result.auth_failed, error=result.last_error
@@ -291,6 +282,16 @@ class Shipper:
             self.gate.succeeded()
         else:
             self.gate.release_turn()
+        delivered = [trace for trace in batch if trace.trace_id in done]
+        try:
+            self.spool.complete(
+                done,
+                log_event_seqs=[seq for trace in delivered for seq in trace.log_event_seqs],
+                retained=[(trace.trace_id, span_id, blob) for trace in delivered for span_id, blob in trace.retained],
+            )
+        except sqlite3.Error as exc:
+            # Delivered but still spooled: they will be sent again (Maxim merges by id), never lost.
+            logger.error("could not remove %d delivered traces from the spool: %s", len(done), exc)
         logger.debug("shipped %d traces: %d spans delivered, %d kept", len(batch), sent, undelivered)
 
     def _count(self, batch: list[AssembledTrace], sent: int, undelivered: int, result: SendResult) -> None:

@@ -180,3 +180,24 @@ def test_exporter_compare_runs_every_exporter_each_round(bench, capsys):
     assert set(report["rounds"]) == {"otlp-grpc", "before", "now", "otlp-http"}
     assert all(len(figures) == 1 and figures[0] > 0 for figures in report["rounds"].values())
     assert report["now_over_before"] > 0
+
+
+def test_exporter_stages_times_every_stage_and_delivers_every_entity(bench):
+    stages = importlib.import_module("exporter_stages")
+    sinks = importlib.import_module("sinks")
+    spanset = bench["spanset"]
+    spec = spanset.SpanSetSpec(traces=2)
+    warmup = spanset.SpanSetSpec(traces=stages.WARMUP_TRACES, first_trace=10_000_000)
+    expected = 0
+    for spans in (spanset.build_spans(spec), spanset.build_spans(warmup)):
+        by_trace: dict[int, list] = {}
+        for s in spans:
+            by_trace.setdefault(s.context.trace_id, []).append(from_readable_span(s))
+        expected += sum(len(map_trace_part(records).entities) for records in by_trace.values())
+    with sinks.SinkProcess("http") as sink:
+        n, cpu, seconds = stages.measure(2, sink.url)
+        assert sink.wait_for_entities(expected, 30)["entities"] == expected
+    assert n == 2 * spec.spans_per_trace and cpu > 0
+    assert set(seconds) == {label for _, _, label in stages.STAGES} and all(s > 0 for s in seconds.values())
+    # The wrappers are taken off again.
+    assert all(getattr(owner, name).__qualname__.endswith(name) for owner, name, _ in stages.STAGES)

@@ -200,3 +200,17 @@ def test_exporter_stages_times_every_stage_and_delivers_every_entity(bench):
     assert set(seconds) == {label for _, _, label in stages.STAGES} and all(s > 0 for s in seconds.values())
     # The wrappers are taken off again.
     assert all(getattr(owner, name).__qualname__.endswith(name) for owner, name, _ in stages.STAGES)
+
+
+def test_sidecar_threads_are_summed_by_name_a_pool_counted_once(bench):
+    processes = importlib.import_module("sidecar_processes")
+    names = {10: "otlp-grpc_0", 11: "otlp-grpc_1", 12: "shipper-0", 13: "event_engine"}
+    before = {10: 1.0, 11: 0.0, 12: 0.0}  # 13 started during the load; 14 ended before its name was read
+    loaded = {10: 2.0, 11: 1.0, 12: 1.0, 13: 0.2}
+    drained = {10: 2.0, 11: 1.0, 12: 2.5, 13: 0.2, 14: 0.5}
+    threads = processes._threads_by_name(names, (before, loaded, drained), (2.0, 1.0), 1_000_000)
+    assert list(threads) == ["shipper-0", "otlp-grpc", "ended", "event_engine"]
+    assert threads["shipper-0"] == {"load_cores": 0.5, "drain_cores": 1.5, "cpu_us_per_span": 2.5}
+    assert threads["otlp-grpc"] == {"load_cores": 1.0, "drain_cores": 0.0, "cpu_us_per_span": 2.0}
+    assert threads["ended"] == {"load_cores": 0.0, "drain_cores": 0.5, "cpu_us_per_span": 0.5}
+    assert threads["event_engine"] == {"load_cores": 0.1, "drain_cores": 0.0, "cpu_us_per_span": 0.2}

@@ -4,6 +4,7 @@ messages, usage, params, errors, results."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import given
@@ -204,6 +205,15 @@ def test_json_is_read_as_the_stdlib_reads_it(text) -> None:
     assert parsed.ok and repr(parsed.value) == repr(json.loads(text))
 
 
+@pytest.mark.parametrize("offset", range(10))
+@pytest.mark.parametrize("number", [-(2**63) - 1, 2**64, 10**40])
+def test_an_integer_beyond_64_bits_is_read_exactly_wherever_it_sits(offset, number) -> None:
+    # Whatever the integer's position, the quick look at every 9th byte must not miss its digits.
+    text = f'["{"x" * offset}", {number}, "1 2 3 4 5 6 7 8 9"]'
+    parsed = parse_json(text)
+    assert parsed.ok and parsed.value[1] == number and type(parsed.value[1]) is int
+
+
 _JSONISH = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12) | st.binary(max_size=3),
     lambda inner: st.lists(inner, max_size=3)
@@ -280,6 +290,11 @@ def test_session_ids_maxim_would_refuse_get_a_stable_safe_stand_in() -> None:
 def test_derived_ids_match_maxims_id_pattern() -> None:
     assert is_valid_id(event_id("b7ad6b7169203331", 3))
     assert not is_valid_id("a b")
+
+
+@given(st.text(alphabet=st.sampled_from("aZ09_-é٣ \n\x00") | st.characters(), max_size=8))
+def test_an_id_is_valid_exactly_when_maxims_pattern_matches_it_whole(value) -> None:
+    assert is_valid_id(value) == (re.fullmatch(r"[a-zA-Z0-9_-]+", value) is not None)
 
 
 # --- provider -------------------------------------------------------------------------------------------

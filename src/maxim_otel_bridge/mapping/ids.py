@@ -21,7 +21,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 def is_valid_id(value: str) -> bool:
-    return _ID_PATTERN.fullmatch(value) is not None
+    # OTel ids are hex digits: ASCII letters and digits alone are answered without the pattern (every span has
+    # two ids checked); anything else (empty, `_`, `-`, other characters) goes to it.
+    return (value.isascii() and value.isalnum()) or _ID_PATTERN.fullmatch(value) is not None
 
 
 def safe_id(value: str) -> str:

@@ -214,3 +214,14 @@ def test_sidecar_threads_are_summed_by_name_a_pool_counted_once(bench):
     assert threads["otlp-grpc"] == {"load_cores": 1.0, "drain_cores": 0.0, "cpu_us_per_span": 2.0}
     assert threads["ended"] == {"load_cores": 0.0, "drain_cores": 0.5, "cpu_us_per_span": 0.5}
     assert threads["event_engine"] == {"load_cores": 0.1, "drain_cores": 0.0, "cpu_us_per_span": 0.2}
+
+
+def test_mapping_instructions_are_counted_the_same_twice(bench, capsys):
+    instructions = importlib.import_module("mapping_instructions")
+    counts = []
+    for _ in range(2):
+        instructions.main(["--traces", "3"])
+        result = json.loads(capsys.readouterr().out)
+        assert result["spans"] == 30
+        counts.append(result["instructions_per_span"]["installed"])
+    assert counts[0] > 10_000 and abs(counts[0] - counts[1]) / counts[0] < 0.01

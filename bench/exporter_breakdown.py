@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import orjson
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from spanset import SpanSetSpec, build_spans
+from spanset import SpanSetSpec, build_spans, trace_parts
 
 from maxim_otel_bridge.mapping import map_trace_part
 from maxim_otel_bridge.mapping import part as mapping_part
@@ -38,10 +38,7 @@ def main() -> None:
     n = len(spans)
     records = []
     read_s = cpu(lambda: records.extend(from_readable_span(s) for s in spans))
-    by_trace: dict[str, list] = {}
-    for record in records:
-        by_trace.setdefault(record.trace_id, []).append(record)
-    parts = list(by_trace.values())
+    parts = trace_parts(records)
 
     # Trace by trace, as the exporter goes: map, check bounds, serialize, then drop the entities (the exporter
     # keeps only their bytes). Keeping every mapped entity alive instead would bill the mapping for garbage

@@ -313,15 +313,12 @@ def worker(corpus_file: str, out_file: str, traces: int) -> None:
                 run(f"captured/{path.stem}/{scenario}/{label}", records, MappingOptions(**fields))
 
     sys.path.insert(0, str(BENCH))
-    from spanset import SpanSetSpec, build_spans
+    from spanset import SpanSetSpec, build_spans, trace_parts
 
-    by_trace: dict[str, list[Any]] = {}
-    for span in build_spans(SpanSetSpec(traces=traces)):
-        record = from_readable_span(span)
-        by_trace.setdefault(record.trace_id, []).append(record)
+    parts = trace_parts(from_readable_span(span) for span in build_spans(SpanSetSpec(traces=traces)))
     for label in ("default", "all"):
         options = MappingOptions(**OPTION_SETS[label])
-        for index, records in enumerate(by_trace.values()):
+        for index, records in enumerate(parts):
             results[f"spanset/{index}/{label}"], _ = _outcome(records, options)
 
     for name, fields, objs in random_cases:

@@ -47,16 +47,13 @@ collections.deque(itertools.starmap(map_trace_part, ((part,) for part in parts))
 
 def write_parts(path: Path, traces: int) -> int:
     """The span set's traces as span records, one list per trace, pickled to `path`. Returns the span count."""
-    from spanset import SpanSetSpec, build_spans
+    from spanset import SpanSetSpec, build_spans, trace_parts
 
     from maxim_otel_bridge.record import from_readable_span
 
-    by_trace: dict[str, list] = {}
-    for span in build_spans(SpanSetSpec(traces=traces)):
-        record = from_readable_span(span)
-        by_trace.setdefault(record.trace_id, []).append(record)
-    path.write_bytes(pickle.dumps(list(by_trace.values())))
-    return sum(len(part) for part in by_trace.values())
+    parts = trace_parts(from_readable_span(span) for span in build_spans(SpanSetSpec(traces=traces)))
+    path.write_bytes(pickle.dumps(parts))
+    return sum(len(part) for part in parts)
 
 
 def count(parts_path: Path, spans: int, source: Path | None, workdir: Path) -> float:

@@ -49,7 +49,7 @@ from ceiling import decode_ceiling
 from hotspots import read_profile, summarize
 from sidecar_proc import SidecarProcess
 from sinks import SinkProcess
-from spanset import SpanSetSpec, build_spans, encode_requests, span_counts
+from spanset import SpanSetSpec, build_spans, encode_requests, span_counts, trace_parts
 
 from maxim_otel_bridge.mapping import COMPILED, map_trace_part
 from maxim_otel_bridge.record import from_readable_span
@@ -88,12 +88,9 @@ def default_setting(name: str) -> Any:
 
 def entities_per_trace(spans: list) -> tuple[int, int]:
     """Entities the mapping makes of the span set (total, and per trace), checked against Maxim's schema."""
-    by_trace: dict[int, list] = {}
-    for span in spans:
-        by_trace.setdefault(span.context.trace_id, []).append(from_readable_span(span))
     counts = set()
     total = 0
-    for index, records in enumerate(by_trace.values()):
+    for index, records in enumerate(trace_parts(from_readable_span(span) for span in spans)):
         entities = map_trace_part(records).entities
         if index < 5:
             problems = validate_batch({"repoId": "bench-repo", "logs": entities})

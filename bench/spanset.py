@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.resources import Resource
@@ -361,3 +362,11 @@ def span_counts(spans: Sequence[ReadableSpan]) -> dict[str, int]:
         operation = str((span.attributes or {}).get("gen_ai.operation.name", ""))
         counts[operation] = counts.get(operation, 0) + 1
     return counts
+
+
+def trace_parts(records: Iterable[Any]) -> list[list[Any]]:
+    """Span records grouped by trace id, traces in order of first appearance: the parts `map_trace_part` takes."""
+    by_trace: dict[str, list[Any]] = {}
+    for record in records:
+        by_trace.setdefault(record.trace_id, []).append(record)
+    return list(by_trace.values())
